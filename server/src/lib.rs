@@ -1,0 +1,18 @@
+//! glassd: an etcd-compatible key-value server that shows where every millisecond goes.
+//!
+//! # Layout
+//! The modules follow etcd's layers; calls only go down:
+//!
+//! ```text
+//!   api (gRPC services)            — next issue
+//!    └ etcdserver (propose, apply) — next issue
+//!       ├ raft, storage::wal       — next issue
+//!       └ storage::mvcc, lease     — next issue
+//!          └ storage::backend      batch tx, concurrent reads, defrag, hash
+//!             └ storage::btree     the bbolt-format file: pages, freelists, transactions
+//! ```
+//!
+//! Every layer records its measurements through the `telemetry` crate's vocabulary: an
+//! always-on histogram and a `tracing` span per measurement.
+
+pub mod storage;

@@ -1,0 +1,179 @@
+//! The `glassd` binary. For now: `glassd bolt check|dump|stats|compact|bench`, the offline
+//! tools over bbolt-format files. The server itself (etcd's flags) comes with the
+//! single-member issue.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use glassd::storage::btree::{self, FreelistType, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "glassd",
+    version,
+    about = "Glass: an etcd-compatible key-value server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Offline tools for bbolt-format files (etcd's member/snap/db).
+    #[command(subcommand)]
+    Bolt(Bolt),
+}
+
+#[derive(Subcommand)]
+enum Bolt {
+    /// Check consistency: every page reachable or free exactly once, types, key order, metas.
+    /// Prints `ok`, or one line per problem and exits 1.
+    Check { file: PathBuf },
+    /// Print every entry as `BUCKET_HEX[/NESTED_HEX...] KEY_HEX VALUE_HEX`, depth first.
+    Dump { file: PathBuf },
+    /// Pages by type, free pages and runs, keys per bucket.
+    Stats { file: PathBuf },
+    /// Copy every bucket into a fresh file through Glass's write path.
+    Compact {
+        src: PathBuf,
+        dst: PathBuf,
+        /// Freelist algorithm for the new file.
+        #[arg(long, default_value = "map")]
+        freelist_type: FreelistType,
+    },
+    /// `boltcheck bench`'s workload: insert N random 32-byte keys in txs of BATCH, delete every
+    /// other one, insert N/2 more, read. One line per phase: PHASE OPS_PER_S SECONDS.
+    Bench {
+        file: PathBuf,
+        n: usize,
+        batch: usize,
+        value_size: usize,
+        #[arg(default_value = "map")]
+        freelist_type: FreelistType,
+    },
+}
+
+fn main() -> ExitCode {
+    telemetry::init_logging("warn");
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("glassd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Command::Bolt(cmd) = cli.command;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match cmd {
+        Bolt::Check { file } => {
+            let report = btree::check_path(&file);
+            for w in &report.warnings {
+                writeln!(out, "warning: {w}")?;
+            }
+            for p in &report.problems {
+                writeln!(out, "error: {p}")?;
+            }
+            if report.ok() {
+                writeln!(out, "ok")?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            out.flush()?;
+            eprintln!(
+                "glassd: {}: {} errors",
+                file.display(),
+                report.problems.len()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Bolt::Dump { file } => {
+            let db = open_ro(&file)?;
+            let mut tx = db.begin_read()?;
+            btree::dump(&mut tx, &mut |line| writeln!(out, "{line}"))?;
+        }
+        Bolt::Stats { file } => {
+            let db = btree::Db::open(&file, Options::default())
+                .with_context(|| format!("open {}", file.display()))?;
+            let st = db.stats();
+            let mut tx = db.begin_read()?;
+            let fs = btree::file_stats(&mut tx)?;
+            writeln!(out, "page_size {}", st.page_size)?;
+            writeln!(out, "txid {}", st.txid)?;
+            writeln!(out, "file_bytes {}", st.file_bytes)?;
+            writeln!(out, "high_water_pages {}", st.high_water)?;
+            writeln!(out, "pages_meta {}", fs.meta)?;
+            writeln!(out, "pages_freelist {}", fs.freelist)?;
+            writeln!(out, "pages_branch {}", fs.branch)?;
+            writeln!(out, "pages_leaf {}", fs.leaf)?;
+            writeln!(out, "pages_free {}", st.free_pages + st.pending_pages)?;
+            writeln!(out, "free_runs {}", st.free_runs)?;
+            writeln!(out, "longest_free_run {}", st.longest_free_run)?;
+            for b in &fs.buckets {
+                writeln!(
+                    out,
+                    "bucket {} keys {} depth {} branch_pages {} leaf_pages {} overflow_leaf {}{}",
+                    b.name,
+                    b.keys,
+                    b.depth,
+                    b.branch_pages,
+                    b.leaf_pages,
+                    b.overflow_pages,
+                    if b.inline { " inline" } else { "" }
+                )?;
+            }
+        }
+        Bolt::Compact {
+            src,
+            dst,
+            freelist_type,
+        } => {
+            let (a, b) = btree::tool::compact(
+                &src,
+                &dst,
+                Options {
+                    freelist_type,
+                    ..Options::default()
+                },
+            )?;
+            writeln!(
+                out,
+                "compacted {} ({a} bytes) -> {} ({b} bytes)",
+                src.display(),
+                dst.display()
+            )?;
+        }
+        Bolt::Bench {
+            file,
+            n,
+            batch,
+            value_size,
+            freelist_type,
+        } => {
+            btree::tool::bench(&file, n, batch, value_size, freelist_type, |p| {
+                println!("{}", p.line());
+            })?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_ro(file: &std::path::Path) -> anyhow::Result<btree::Db> {
+    btree::Db::open(
+        file,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .with_context(|| format!("open {}", file.display()))
+}

@@ -1,0 +1,223 @@
+//! A lock-free log-linear histogram of `u64` values (nanoseconds, pages, bytes).
+//!
+//! Values are bucketed by their power of two and, inside it, into [`SUB_BUCKETS`] equal parts:
+//! every bucket's width is at most 1/8 of its lower bound, so a quantile read back is within
+//! 12.5 % of the true value. Values below [`SUB_BUCKETS`] get a bucket each. Recording is two
+//! relaxed `fetch_add`s and a `fetch_max`: no allocation, no lock, safe from any thread.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Sub-buckets per power of two (a power of two itself).
+pub const SUB_BUCKETS: usize = 8;
+const SUB_BITS: u32 = SUB_BUCKETS.trailing_zeros();
+/// Exact buckets for 0..SUB_BUCKETS, then SUB_BUCKETS per power of two from 2^SUB_BITS to 2^63.
+const BUCKETS: usize = SUB_BUCKETS + (64 - SUB_BITS as usize) * SUB_BUCKETS;
+
+/// The always-on histogram.
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS],
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.snapshot();
+        f.debug_struct("Histogram")
+            .field("count", &s.count)
+            .field("p50", &s.quantile(0.5))
+            .field("p99", &s.quantile(0.99))
+            .field("max", &s.max)
+            .finish()
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The bucket a value falls in.
+#[inline]
+fn bucket_of(v: u64) -> usize {
+    if v < SUB_BUCKETS as u64 {
+        return v as usize;
+    }
+    let exp = 63 - v.leading_zeros(); // >= SUB_BITS
+    let sub = ((v >> (exp - SUB_BITS)) as usize) & (SUB_BUCKETS - 1);
+    SUB_BUCKETS + (exp - SUB_BITS) as usize * SUB_BUCKETS + sub
+}
+
+/// The smallest value that falls in bucket `i`.
+fn lower_bound(i: usize) -> u64 {
+    if i < SUB_BUCKETS {
+        return i as u64;
+    }
+    let exp = (i - SUB_BUCKETS) / SUB_BUCKETS + SUB_BITS as usize;
+    let sub = ((i - SUB_BUCKETS) % SUB_BUCKETS) as u64;
+    (1u64 << exp) + (sub << (exp - SUB_BITS as usize))
+}
+
+/// The largest value that falls in bucket `i`.
+fn upper_bound(i: usize) -> u64 {
+    if i + 1 >= BUCKETS {
+        u64::MAX
+    } else {
+        lower_bound(i + 1) - 1
+    }
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one value.
+    #[inline]
+    pub fn record(&self, v: u64) {
+        self.counts[bucket_of(v)].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(v, Relaxed);
+        self.max.fetch_max(v, Relaxed);
+    }
+
+    /// Number of values recorded so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// A consistent-enough copy (each counter read once; concurrent records may straddle it).
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
+            count: self.count.load(Relaxed),
+            sum: self.sum.load(Relaxed),
+            max: self.max.load(Relaxed),
+        }
+    }
+}
+
+/// A copy of a histogram's counters; subtract two to get a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    counts: Vec<u64>,
+    pub count: u64,
+    pub sum: u64,
+    /// Largest value ever recorded (not windowed by [`HistogramSnapshot::since`]).
+    pub max: u64,
+}
+
+impl HistogramSnapshot {
+    /// The value at quantile `q` (0.0..=1.0): the upper bound of the bucket holding it, capped
+    /// at the maximum seen. 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return upper_bound(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Mean of the recorded values, 0 when empty.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+
+    /// The values recorded after `earlier` was taken.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .counts
+                .iter()
+                .zip(&earlier.counts)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+            count: self.count.saturating_sub(earlier.count),
+            sum: self.sum.saturating_sub(earlier.sum),
+            max: self.max,
+        }
+    }
+
+    /// Non-empty buckets as (upper bound, cumulative count), for Prometheus `_bucket` lines.
+    pub fn cumulative_buckets(&self) -> Vec<(u64, u64)> {
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (i, c) in self.counts.iter().enumerate() {
+            if *c > 0 {
+                seen += c;
+                out.push((upper_bound(i), seen));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_ordered() {
+        for i in 0..BUCKETS - 1 {
+            assert_eq!(upper_bound(i) + 1, lower_bound(i + 1), "bucket {i}");
+            assert_eq!(bucket_of(lower_bound(i)), i);
+            assert_eq!(bucket_of(upper_bound(i)), i);
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_are_within_an_eighth() {
+        let h = Histogram::new();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 10_000);
+        for (q, want) in [(0.5, 5_000_000f64), (0.9, 9_000_000.0), (0.99, 9_900_000.0)] {
+            let got = s.quantile(q) as f64;
+            assert!((got - want).abs() / want <= 0.125, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(s.quantile(1.0), 10_000_000);
+        assert_eq!(s.max, 10_000_000);
+    }
+
+    #[test]
+    fn windows_subtract() {
+        let h = Histogram::new();
+        h.record(5);
+        let a = h.snapshot();
+        h.record(100);
+        h.record(100);
+        let w = h.snapshot().since(&a);
+        assert_eq!(w.count, 2);
+        assert_eq!(w.sum, 200);
+        assert!(w.quantile(0.5) >= 100);
+    }
+
+    #[test]
+    fn empty_is_zero() {
+        let s = Histogram::new().snapshot();
+        assert_eq!(s.quantile(0.99), 0);
+        assert_eq!(s.mean(), 0.0);
+    }
+}

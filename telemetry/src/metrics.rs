@@ -1,0 +1,114 @@
+//! [`Metrics`]: the histograms and counters every layer records to.
+//!
+//! One `Metrics` exists per process (per member in tests that run several); it is created by the
+//! binary or the test and handed down the layers as an `Arc<Metrics>`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use crate::{names, Histogram, Measurement};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    #[inline]
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Every always-on measurement of a Glass process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// [`names::BACKEND_TX_LOCK_WAIT`]
+    pub backend_tx_lock_wait: Histogram,
+    /// [`names::BACKEND_COMMIT`]
+    pub backend_commit: Histogram,
+    /// [`names::BACKEND_COMMIT_FSYNC`]
+    pub backend_commit_fsync: Histogram,
+    /// [`names::BACKEND_COMMIT_PAGES`]
+    pub backend_commit_pages: Histogram,
+    /// [`names::BOLT_MMAP_REMAP`]
+    pub bolt_mmap_remap: Histogram,
+    /// [`names::BOLT_RW_LOCK_WAIT`]
+    pub bolt_rw_lock_wait: Histogram,
+    /// [`names::FREELIST_ALLOCATE`]
+    pub freelist_allocate: Histogram,
+    /// [`names::FREELIST_RELEASE`]
+    pub freelist_release: Histogram,
+
+    /// Backend commits done.
+    pub backend_commits: Counter,
+    /// Bytes of pages written by commits.
+    pub backend_commit_bytes: Counter,
+    /// Allocations the freelist could not serve (the file grew instead).
+    pub freelist_allocate_misses: Counter,
+    /// Size of the data file, bytes.
+    pub backend_db_size: Gauge,
+    /// Bytes of the data file holding live data (size less free pages).
+    pub backend_db_size_in_use: Gauge,
+    /// Free pages in the freelist at the last commit.
+    pub freelist_free_pages: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every histogram with its measurement, in [`names::ALL`] order.
+    pub fn histograms(&self) -> Vec<(&'static Measurement, &Histogram)> {
+        names::ALL
+            .iter()
+            .filter_map(|m| self.histogram(m.name).map(|h| (m, h)))
+            .collect()
+    }
+
+    /// The histogram recording measurement `name`, if it is one.
+    pub fn histogram(&self, name: &str) -> Option<&Histogram> {
+        Some(match name {
+            names::BACKEND_TX_LOCK_WAIT => &self.backend_tx_lock_wait,
+            names::BACKEND_COMMIT => &self.backend_commit,
+            names::BACKEND_COMMIT_FSYNC => &self.backend_commit_fsync,
+            names::BACKEND_COMMIT_PAGES => &self.backend_commit_pages,
+            names::BOLT_MMAP_REMAP => &self.bolt_mmap_remap,
+            names::BOLT_RW_LOCK_WAIT => &self.bolt_rw_lock_wait,
+            names::FREELIST_ALLOCATE => &self.freelist_allocate,
+            names::FREELIST_RELEASE => &self.freelist_release,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_has_a_histogram() {
+        let m = Metrics::new();
+        assert_eq!(m.histograms().len(), names::ALL.len());
+    }
+}

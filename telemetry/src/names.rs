@@ -1,0 +1,59 @@
+//! One name per measurement, the same for the span and the histogram.
+//!
+//! Names are `layer.what`. Durations are in nanoseconds; sizes in the unit the name says.
+
+/// What a measurement counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Nanoseconds,
+    Pages,
+    Bytes,
+    Count,
+}
+
+/// A named measurement with its help text (the Prometheus `# HELP` line later on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub help: &'static str,
+}
+
+macro_rules! measurements {
+    ($($(#[$doc:meta])* $ident:ident = $name:literal, $unit:ident, $help:literal;)*) => {
+        $( $(#[$doc])* pub const $ident: &str = $name; )*
+        /// Every measurement, in declaration order.
+        pub const ALL: &[Measurement] = &[
+            $( Measurement { name: $name, unit: Unit::$unit, help: $help }, )*
+        ];
+    };
+}
+
+measurements! {
+    /// Waiting for the backend's batch (write) tx lock. Span fields: `holder`.
+    BACKEND_TX_LOCK_WAIT = "backend.tx_lock_wait", Nanoseconds,
+        "Time spent waiting for the backend batch transaction lock.";
+    /// A backend commit, end to end. Span fields: `pages`, `bytes`, `writes`, `fsync_ns`, `txid`.
+    BACKEND_COMMIT = "backend.commit", Nanoseconds,
+        "Time to commit a backend batch transaction (write pages, fdatasync, write meta, fdatasync).";
+    /// The fdatasync calls inside a commit, measured on their own.
+    BACKEND_COMMIT_FSYNC = "backend.commit_fsync", Nanoseconds,
+        "Time spent in fdatasync during backend commits.";
+    /// Pages written per commit.
+    BACKEND_COMMIT_PAGES = "backend.commit_pages", Pages,
+        "Pages written by a backend commit.";
+    /// Waiting to (re)map the data file. Readers never hold up a remap in Glass (old mappings
+    /// stay alive while a reader uses them), so this is the remap itself.
+    BOLT_MMAP_REMAP = "bolt.mmap_remap", Nanoseconds,
+        "Time to grow the data file and map it again.";
+    /// Waiting for the bolt write tx lock (one writer at a time). Span fields: none.
+    BOLT_RW_LOCK_WAIT = "bolt.rw_lock_wait", Nanoseconds,
+        "Time spent waiting for the bolt read-write transaction lock.";
+    /// One freelist allocation. Span fields: `run` (pages asked), `free_pages`, `algorithm`,
+    /// `outcome` (`reused` or `grow`).
+    FREELIST_ALLOCATE = "freelist.allocate", Nanoseconds,
+        "Time to find a run of free pages in the freelist.";
+    /// Moving pages freed by finished txs into the free set. Span fields: `pages`, `algorithm`.
+    FREELIST_RELEASE = "freelist.release", Nanoseconds,
+        "Time to release pending pages into the free set.";
+}
