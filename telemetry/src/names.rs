@@ -50,7 +50,7 @@ measurements! {
     BOLT_RW_LOCK_WAIT = "bolt.rw_lock_wait", Nanoseconds,
         "Time spent waiting for the bolt read-write transaction lock.";
     /// One freelist allocation. Span fields: `run` (pages asked), `free_pages`, `algorithm`,
-    /// `outcome` (`reused` or `grow`).
+    /// `outcome` (`reused`, or `miss` when the file must grow instead).
     FREELIST_ALLOCATE = "freelist.allocate", Nanoseconds,
         "Time to find a run of free pages in the freelist.";
     /// Moving pages freed by finished txs into the free set. Span fields: `pages`, `algorithm`.
