@@ -54,6 +54,9 @@ enum Bolt {
         value_size: usize,
         #[arg(default_value = "map")]
         freelist_type: FreelistType,
+        /// Skip fdatasync: measures the engine's CPU cost alone (unsafe for real data).
+        #[arg(long)]
+        no_sync: bool,
     },
 }
 
@@ -157,8 +160,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch,
             value_size,
             freelist_type,
+            no_sync,
         } => {
-            btree::tool::bench(&file, n, batch, value_size, freelist_type, |p| {
+            let opts = Options {
+                freelist_type,
+                no_sync,
+                ..Options::default()
+            };
+            btree::tool::bench(&file, n, batch, value_size, opts, |p| {
                 println!("{}", p.line());
             })?;
         }

@@ -76,6 +76,9 @@ pub(crate) struct BackendInner {
     current: RwLock<Arc<Epoch>>,
     batch_limit: AtomicUsize,
     batch_interval_ns: AtomicU64,
+    /// The file's statistics as of the last commit, taken while the bolt write lock is free:
+    /// the batch tx holds it the rest of the time, and with it the freelist `Db::stats` reads.
+    last_stats: Mutex<btree::DbStats>,
     /// Set to stop the commit loop; the condvar wakes it at once.
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -114,8 +117,10 @@ impl Backend {
     pub fn open(config: BackendConfig) -> Result<Backend> {
         let db = Db::open(&config.path, config.bolt_options())?;
         let epoch = Epoch::new(db.begin_read()?)?;
+        let last_stats = Mutex::new(db.stats());
         let wtx = db.begin_write()?;
         let inner = Arc::new(BackendInner {
+            last_stats,
             batch_limit: AtomicUsize::new(config.batch_limit.max(1)),
             batch_interval_ns: AtomicU64::new(config.batch_interval.as_nanos() as u64),
             db: RwLock::new(db),
@@ -202,13 +207,19 @@ impl Backend {
 
     /// Bytes in use: size less free pages.
     pub fn size_in_use(&self) -> u64 {
-        let st = read(&self.inner.db).stats();
+        let st = self.stats();
         st.high_water.saturating_sub(st.free_pages) * u64::from(st.page_size)
     }
 
-    /// Statistics of the open file.
+    /// Statistics of the open file; the freelist's as of the last commit.
     pub fn stats(&self) -> btree::DbStats {
-        read(&self.inner.db).stats()
+        let mut st = read(&self.inner.db).stats();
+        let last = *lock(&self.inner.last_stats);
+        st.free_pages = last.free_pages;
+        st.pending_pages = last.pending_pages;
+        st.free_runs = last.free_runs;
+        st.longest_free_run = last.longest_free_run;
+        st
     }
 
     pub fn path(&self) -> &Path {
@@ -381,6 +392,7 @@ impl BackendInner {
         metrics.backend_commits.inc();
         metrics.backend_commit_bytes.add(stats.bytes);
         db.refresh_gauges();
+        *lock(&self.last_stats) = db.stats();
         state.pending = 0;
         // Readers move to the new commit; the old epoch lives on while they hold it.
         let epoch = Epoch::new(db.begin_read()?)?;
@@ -416,6 +428,7 @@ impl BackendInner {
             }
         };
         db.set_freelist_type(old.freelist_type());
+        *lock(&self.last_stats) = db.stats();
         *write(&self.db) = db.clone();
         let epoch = Epoch::new(db.begin_read()?)?;
         *write(&self.current) = Arc::new(epoch);

@@ -31,13 +31,13 @@ impl<'t> PageNode<'t> {
     pub fn key(&self, i: usize) -> Result<&'t [u8]> {
         match self {
             PageNode::Page(p) => p.key(i),
-            PageNode::Node(n) => Ok(&n.inodes[i].key),
+            PageNode::Node(n) => Ok(n.inodes[i].key.as_ref()),
         }
     }
     pub fn value(&self, i: usize) -> Result<&'t [u8]> {
         match self {
             PageNode::Page(p) => p.value(i),
-            PageNode::Node(n) => Ok(&n.inodes[i].value),
+            PageNode::Node(n) => Ok(n.inodes[i].value.as_ref()),
         }
     }
     pub fn flags(&self, i: usize) -> Result<u32> {

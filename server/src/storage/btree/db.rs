@@ -570,10 +570,10 @@ impl DbInner {
                     .write_all_at(&pages[i].1, start * ps)
                     .map_err(|e| poison(e, "write"))?;
             } else {
-                let buf: Vec<u8> = pages[i..j]
-                    .iter()
-                    .flat_map(|(_, b)| b.iter().copied())
-                    .collect();
+                let mut buf = Vec::with_capacity(((end - start) * ps) as usize);
+                for (_, b) in &pages[i..j] {
+                    buf.extend_from_slice(b);
+                }
                 backend
                     .write_all_at(&buf, start * ps)
                     .map_err(|e| poison(e, "write"))?;

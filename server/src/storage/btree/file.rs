@@ -124,6 +124,18 @@ impl FileBackend for OsFile {
         FileExt::write_all_at(&self.file, buf, off)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        let cur = self.file.metadata()?.len();
+        if len > cur {
+            // Reserve the blocks now, in one call: writing into a hole makes the file system
+            // allocate block by block inside every commit's writes.
+            let (off, n) = (cur as libc::off_t, (len - cur) as libc::off_t);
+            // SAFETY: fallocate on a descriptor we own; no memory is passed.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, off, n) };
+            if rc == 0 {
+                return Ok(());
+            }
+            // Not supported here (e.g. tmpfs on old kernels): fall back to a sparse extension.
+        }
         self.file.set_len(len)
     }
     fn sync(&self) -> io::Result<()> {

@@ -6,6 +6,8 @@
 //! came from are freed, to be reused once no reader can see them. Nodes live in an arena owned by
 //! the tx and refer to each other by [`NodeId`].
 
+use bytes::Bytes;
+
 use super::page::{
     put_u32, put_u64, write_header, PageRef, BRANCH_ELEMENT_SIZE, BRANCH_PAGE, LEAF_ELEMENT_SIZE,
     LEAF_PAGE, PAGE_HEADER_SIZE,
@@ -15,12 +17,16 @@ use super::{BucketId, Pgid, Result};
 pub(crate) type NodeId = usize;
 
 /// One element of a node: a key with either a value (leaf) or a child page (branch).
+///
+/// Keys and values read from a page are slices of that page's bytes (no copy, no allocation
+/// per element): the mapping they point into stays alive and unchanged for the whole write tx,
+/// since a write tx never overwrites a page it can still reach.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Inode {
     pub flags: u32,
     pub pgid: Pgid,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    pub key: Bytes,
+    pub value: Bytes,
 }
 
 #[derive(Debug)]
@@ -34,7 +40,7 @@ pub(crate) struct Node {
     /// Removed from the tree by a merge; kept in the arena so ids stay valid.
     pub dead: bool,
     /// The first key when the node was read or last written: how its parent knows it.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Bytes>,
     /// The page this node was read from (0 = new, or its page was already freed).
     pub pgid: Pgid,
     /// Overflow count of that page, to free all of it.
@@ -62,8 +68,13 @@ impl Node {
         }
     }
 
-    /// Decodes a branch or leaf page.
-    pub fn read(bucket: BucketId, parent: Option<NodeId>, p: &PageRef<'_>) -> Result<Node> {
+    /// Decodes a branch or leaf page; `backing` holds the same bytes as `p`.
+    pub fn read(
+        bucket: BucketId,
+        parent: Option<NodeId>,
+        p: &PageRef<'_>,
+        backing: &Bytes,
+    ) -> Result<Node> {
         p.check_node()?;
         let mut n = Node::new(bucket, p.is_leaf(), parent);
         n.pgid = p.id();
@@ -71,20 +82,20 @@ impl Node {
         let count = p.count();
         n.inodes.reserve_exact(count);
         for i in 0..count {
-            let key = p.key(i)?.to_vec();
+            let key = backing.slice(p.key_range(i)?);
             n.inodes.push(if n.is_leaf {
                 Inode {
                     flags: p.elem_flags(i)?,
                     pgid: 0,
                     key,
-                    value: p.value(i)?.to_vec(),
+                    value: backing.slice(p.value_range(i)?),
                 }
             } else {
                 Inode {
                     flags: 0,
                     pgid: p.child(i)?,
                     key,
-                    value: Vec::new(),
+                    value: Bytes::new(),
                 }
             });
         }
@@ -134,22 +145,21 @@ impl Node {
 
     /// Index of the first inode whose key is >= `key`, and whether it is equal.
     pub fn search(&self, key: &[u8]) -> (usize, bool) {
-        match self.inodes.binary_search_by(|i| i.key.as_slice().cmp(key)) {
+        match self.inodes.binary_search_by(|i| i.key.as_ref().cmp(key)) {
             Ok(i) => (i, true),
             Err(i) => (i, false),
         }
     }
 
     /// Inserts or replaces the inode known by `old_key`.
-    pub fn put(&mut self, old_key: &[u8], new_key: &[u8], value: Vec<u8>, pgid: Pgid, flags: u32) {
+    pub fn put(&mut self, old_key: &[u8], new_key: Bytes, value: Bytes, pgid: Pgid, flags: u32) {
         let (idx, exact) = self.search(old_key);
         if !exact {
             self.inodes.insert(idx, Inode::default());
         }
         let inode = &mut self.inodes[idx];
         inode.flags = flags;
-        inode.key.clear();
-        inode.key.extend_from_slice(new_key);
+        inode.key = new_key;
         inode.value = value;
         inode.pgid = pgid;
     }
@@ -220,16 +230,17 @@ mod tests {
     #[test]
     fn write_then_read_round_trips() {
         let mut n = Node::new(0, true, None);
-        n.put(b"b", b"b", b"2".to_vec(), 0, 0);
-        n.put(b"a", b"a", b"1".to_vec(), 0, 0);
-        n.put(b"c", b"c", vec![], 0, 1);
+        let b = |s: &'static [u8]| Bytes::from_static(s);
+        n.put(b"b", b(b"b"), b(b"2"), 0, 0);
+        n.put(b"a", b(b"a"), b(b"1"), 0, 0);
+        n.put(b"c", b(b"c"), Bytes::new(), 0, 1);
         let mut buf = vec![0u8; 4096];
         n.write(&mut buf, 9, 0);
         let p = PageRef::new(&buf, 9).unwrap();
-        let m = Node::read(0, None, &p).unwrap();
-        let keys: Vec<_> = m.inodes.iter().map(|i| i.key.clone()).collect();
+        let m = Node::read(0, None, &p, &Bytes::from(buf.clone())).unwrap();
+        let keys: Vec<_> = m.inodes.iter().map(|i| i.key.to_vec()).collect();
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
-        assert_eq!(m.inodes[1].value, b"2");
+        assert_eq!(m.inodes[1].value.as_ref(), b"2");
         assert_eq!(m.inodes[2].flags, 1);
         assert_eq!(m.pgid, 9);
     }

@@ -123,6 +123,9 @@ impl<'a> PageRef<'a> {
         Ok(PageRef { data, at })
     }
 
+    pub fn bytes(&self) -> &'a [u8] {
+        self.data
+    }
     pub fn at(&self) -> Pgid {
         self.at
     }
@@ -175,27 +178,46 @@ impl<'a> PageRef<'a> {
         Ok(off)
     }
 
-    /// Key of element `i` (branch or leaf).
-    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+    /// Where the key of element `i` (branch or leaf) lies in the page bytes.
+    pub fn key_range(&self, i: usize) -> Result<std::ops::Range<usize>> {
         let e = self.elem(i)?;
-        if self.is_leaf() {
-            let pos = u32_at(self.data, e + 4) as usize;
-            let ksize = u32_at(self.data, e + 8) as usize;
-            self.slice(e + pos, ksize, "key")
+        let (pos, ksize) = if self.is_leaf() {
+            (u32_at(self.data, e + 4), u32_at(self.data, e + 8))
         } else {
-            let pos = u32_at(self.data, e) as usize;
-            let ksize = u32_at(self.data, e + 4) as usize;
-            self.slice(e + pos, ksize, "key")
-        }
+            (u32_at(self.data, e), u32_at(self.data, e + 4))
+        };
+        self.range(e + pos as usize, ksize as usize, "key")
     }
 
-    /// Value of leaf element `i`.
-    pub fn value(&self, i: usize) -> Result<&'a [u8]> {
+    /// Where the value of leaf element `i` lies in the page bytes.
+    pub fn value_range(&self, i: usize) -> Result<std::ops::Range<usize>> {
         let e = self.elem(i)?;
         let pos = u32_at(self.data, e + 4) as usize;
         let ksize = u32_at(self.data, e + 8) as usize;
         let vsize = u32_at(self.data, e + 12) as usize;
-        self.slice(e + pos + ksize, vsize, "value")
+        self.range(e + pos + ksize, vsize, "value")
+    }
+
+    fn range(&self, off: usize, len: usize, what: &str) -> Result<std::ops::Range<usize>> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.data.len() => Ok(off..end),
+            _ => Err(Error::corrupt(
+                self.at,
+                format!("{what} runs past the page"),
+            )),
+        }
+    }
+
+    /// Key of element `i` (branch or leaf).
+    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let r = self.key_range(i)?;
+        Ok(&self.data[r])
+    }
+
+    /// Value of leaf element `i`.
+    pub fn value(&self, i: usize) -> Result<&'a [u8]> {
+        let r = self.value_range(i)?;
+        Ok(&self.data[r])
     }
 
     /// Flags of leaf element `i` (0 for branch pages).

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use rand::{RngCore, SeedableRng};
 
-use super::{BucketId, Db, Error, FreelistType, Options, Result, Tx};
+use super::{BucketId, Db, Error, Options, Result, Tx};
 
 /// Commit the copy every this many bytes, so a huge source never needs one huge tx.
 const COMPACT_TX_BYTES: usize = 64 << 20;
@@ -144,17 +144,11 @@ pub fn bench(
     n: usize,
     batch: usize,
     value_size: usize,
-    freelist: FreelistType,
+    options: Options,
     mut report: impl FnMut(&BenchPhase),
 ) -> Result<Vec<BenchPhase>> {
     let _ = std::fs::remove_file(path);
-    let db = Db::open(
-        path,
-        Options {
-            freelist_type: freelist,
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(path, options)?;
     let batch = batch.max(1);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
     let mut key = || {

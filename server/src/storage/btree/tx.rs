@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use telemetry::Timer;
 
 use super::cursor::{Cursor, Entry, PageNode};
@@ -29,6 +30,19 @@ use super::{BucketId, Error, Pgid, Result, Txid};
 
 /// bbolt's default fill percent: split nodes half full, leaving room for random inserts.
 pub const DEFAULT_FILL_PERCENT: f64 = 0.5;
+
+/// A page of a mapping, kept alive by the `Bytes` made over it.
+struct ViewPage {
+    view: Arc<dyn View>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for ViewPage {
+    fn as_ref(&self) -> &[u8] {
+        &self.view.bytes()[self.start..self.end]
+    }
+}
 
 /// What a commit did, for the backend's measurements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -182,6 +196,18 @@ impl Tx {
         PageRef::new(&bytes[start..end], id)
     }
 
+    /// The bytes of page `p` (read through `self.page`) as a shared buffer over the mapping,
+    /// without copying: nodes slice their keys and values out of it.
+    fn page_bytes(&self, p: &PageRef<'_>) -> Bytes {
+        let base = self.view.bytes().as_ptr() as usize;
+        let start = p.bytes().as_ptr() as usize - base;
+        Bytes::from_owner(ViewPage {
+            view: self.view.clone(),
+            start,
+            end: start + p.bytes().len(),
+        })
+    }
+
     pub(crate) fn bucket_root(&self, b: BucketId) -> Pgid {
         self.buckets[b].header.root
     }
@@ -237,11 +263,44 @@ impl Tx {
     /// The value of `key` in bucket `b`; `None` when absent or when `key` names a bucket.
     pub fn get(&self, b: BucketId, key: &[u8]) -> Result<Option<&[u8]>> {
         self.check_live(b)?;
-        let mut c = self.cursor(b);
-        Ok(match c.seek_exact(key)? {
-            Some((_, v, flags)) if flags & BUCKET_LEAF_FLAG == 0 => Some(v),
-            _ => None,
-        })
+        // A straight descent: no cursor stack to allocate.
+        let mut pgid = self.bucket_root(b);
+        for _ in 0..64 {
+            let pn = self.page_node(b, pgid)?;
+            let count = pn.count();
+            let (mut lo, mut hi, mut exact) = (0usize, count, false);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                match pn.key(mid)?.cmp(key) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Equal => {
+                        exact = true;
+                        hi = mid;
+                    }
+                    std::cmp::Ordering::Greater => hi = mid,
+                }
+            }
+            if pn.is_leaf() {
+                return Ok(if exact && pn.flags(lo)? & BUCKET_LEAF_FLAG == 0 {
+                    Some(pn.value(lo)?)
+                } else {
+                    None
+                });
+            }
+            if count == 0 {
+                return Err(Error::corrupt(pgid, "empty branch page"));
+            }
+            let idx = if !exact && lo > 0 {
+                lo - 1
+            } else {
+                lo.min(count - 1)
+            };
+            pgid = pn.child(idx)?;
+        }
+        Err(Error::corrupt(
+            pgid,
+            "tree deeper than 64 levels (a page cycle?)",
+        ))
     }
 
     /// Calls `f` for every entry of bucket `b` in key order (value `None` for a nested bucket).
@@ -316,10 +375,12 @@ impl Tx {
         let node = {
             let bs = &self.buckets[b];
             if bs.header.root == 0 {
-                let inline = bs.inline.as_deref().unwrap_or(&[]);
-                Node::read(b, parent, &PageRef::new(inline, 0)?)?
+                let inline = Bytes::copy_from_slice(bs.inline.as_deref().unwrap_or(&[]));
+                Node::read(b, parent, &PageRef::new(&inline, 0)?, &inline)?
             } else {
-                Node::read(b, parent, &self.page(pgid)?)?
+                let p = self.page(pgid)?;
+                let backing = self.page_bytes(&p);
+                Node::read(b, parent, &p, &backing)?
             }
         };
         let id = self.nodes.len();
@@ -388,7 +449,13 @@ impl Tx {
         if found.is_some_and(|f| f & BUCKET_LEAF_FLAG != 0) {
             return Err(Error::IncompatibleValue);
         }
-        self.nodes[n].put(key, key, value.to_vec(), 0, 0);
+        self.nodes[n].put(
+            key,
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+            0,
+            0,
+        );
         Ok(())
     }
 
@@ -447,7 +514,13 @@ impl Tx {
         // An empty inline bucket: a header with root 0, then an empty leaf page.
         let mut value = vec![0u8; BUCKET_HEADER_SIZE + PAGE_HEADER_SIZE];
         page::write_header(&mut value[BUCKET_HEADER_SIZE..], 0, page::LEAF_PAGE, 0, 0);
-        self.nodes[n].put(name, name, value, 0, BUCKET_LEAF_FLAG);
+        self.nodes[n].put(
+            name,
+            Bytes::copy_from_slice(name),
+            Bytes::from(value),
+            0,
+            BUCKET_LEAF_FLAG,
+        );
         self.bucket(parent, name)?
             .ok_or_else(|| Error::corrupt(0, "created bucket not found"))
     }
@@ -731,8 +804,8 @@ impl Tx {
         // list is re-read on every step.
         let mut children = std::mem::take(&mut self.nodes[n].children);
         children.sort_by(|a, b| {
-            let ka = self.nodes[*a].inodes.first().map(|i| i.key.as_slice());
-            let kb = self.nodes[*b].inodes.first().map(|i| i.key.as_slice());
+            let ka = self.nodes[*a].inodes.first().map(|i| i.key.as_ref());
+            let kb = self.nodes[*b].inodes.first().map(|i| i.key.as_ref());
             ka.cmp(&kb)
         });
         self.nodes[n].children = children;
@@ -760,7 +833,7 @@ impl Tx {
                 let first = nd.inodes.first().map(|i| i.key.clone()).unwrap_or_default();
                 let old = nd.key.clone().unwrap_or_else(|| first.clone());
                 nd.key = Some(first.clone());
-                self.nodes[parent].put(&old, &first, Vec::new(), id, 0);
+                self.nodes[parent].put(&old, first, Bytes::new(), id, 0);
             }
         }
         // A split root made a new parent: spill it too.
@@ -844,7 +917,13 @@ impl Tx {
                     "spill: bucket entry vanished from its parent",
                 ));
             }
-            self.nodes[n].put(&name, &name, value, 0, BUCKET_LEAF_FLAG);
+            self.nodes[n].put(
+                &name,
+                Bytes::copy_from_slice(&name),
+                Bytes::from(value),
+                0,
+                BUCKET_LEAF_FLAG,
+            );
         }
         let Some(rn) = self.buckets[b].root_node else {
             return Ok(());
