@@ -57,6 +57,13 @@ enum Bolt {
         /// Skip fdatasync: measures the engine's CPU cost alone (unsafe for real data).
         #[arg(long)]
         no_sync: bool,
+        /// Also run the reference bbolt (`boltcheck bench`, at this path) on the same workload,
+        /// alternating with Glass, and print per-phase medians and Glass/bbolt ratios.
+        #[arg(long, value_name = "BOLTCHECK")]
+        compare: Option<PathBuf>,
+        /// Rounds per engine with --compare.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -161,19 +168,95 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             value_size,
             freelist_type,
             no_sync,
+            compare,
+            rounds,
         } => {
             let opts = Options {
                 freelist_type,
                 no_sync,
                 ..Options::default()
             };
-            btree::tool::bench(&file, n, batch, value_size, opts, |p| {
-                println!("{}", p.line());
-            })?;
+            let Some(boltcheck) = compare else {
+                btree::tool::bench(&file, n, batch, value_size, opts, |p| {
+                    println!("{}", p.line());
+                })?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            };
+            compare_with_bbolt(&boltcheck, &file, [n, batch, value_size], opts, rounds)?;
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs Glass and bbolt on the same workload, alternately (so that drifts in disk speed hit
+/// both alike), and prints per-phase medians of ops/s and the Glass/bbolt ratio.
+fn compare_with_bbolt(
+    boltcheck: &std::path::Path,
+    file: &std::path::Path,
+    [n, batch, value_size]: [usize; 3],
+    opts: Options,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let bolt_file = file.with_extension("bbolt");
+    let fl = match opts.freelist_type {
+        FreelistType::Array => "array",
+        _ => "hashmap",
+    };
+    let mut glass: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut bolt: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for round in 0..rounds.max(1) {
+        for p in btree::tool::bench(file, n, batch, value_size, opts.clone(), |_| {})? {
+            if round == 0 {
+                order.push(p.name.to_string());
+            }
+            glass
+                .entry(p.name.to_string())
+                .or_default()
+                .push(p.ops as f64 / p.seconds.max(1e-9));
+        }
+        let args = [n.to_string(), batch.to_string(), value_size.to_string()];
+        let o = std::process::Command::new(boltcheck)
+            .arg("bench")
+            .arg(&bolt_file)
+            .args(&args)
+            .arg(fl)
+            .output()
+            .with_context(|| format!("run {}", boltcheck.display()))?;
+        anyhow::ensure!(
+            o.status.success(),
+            "boltcheck bench failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let mut it = line.split_whitespace();
+            if let (Some(name), Some(ops)) = (it.next(), it.next()) {
+                bolt.entry(name.to_string())
+                    .or_default()
+                    .push(ops.parse().unwrap_or(0.0));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&bolt_file);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    println!(
+        "phase     glass_ops_s  bbolt_ops_s  ratio   (medians of {} rounds; N={n} batch={batch} value={value_size} freelist={})",
+        rounds.max(1),
+        opts.freelist_type
+    );
+    for name in order {
+        let g = median(glass.entry(name.clone()).or_default());
+        let b = median(bolt.entry(name.clone()).or_default());
+        let ratio = if b > 0.0 { g / b } else { f64::NAN };
+        println!("{name:<9} {g:>11.0}  {b:>11.0}  {ratio:>5.2}x");
+    }
+    Ok(())
 }
 
 fn open_ro(file: &std::path::Path) -> anyhow::Result<btree::Db> {
