@@ -36,6 +36,7 @@ pub trait FileBackend: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// fdatasync: everything written so far survives a power cut once this returns.
     fn sync(&self) -> io::Result<()>;
+
     /// Maps the first `len` bytes (`len` <= file length).
     fn map(&self, len: u64) -> io::Result<Arc<dyn View>>;
     /// Whether a view sees writes made after it was taken (true for a shared mmap). When false,

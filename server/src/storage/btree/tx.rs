@@ -2,8 +2,9 @@
 //! read-write tx at a time, whose changes are copy-on-write nodes until commit.
 //!
 //! Commit, in bbolt's order: merge underfilled nodes (rebalance), split and write every changed
-//! node to newly allocated pages (spill), free the pages they replace, write the freelist, write
-//! all dirty pages and fdatasync, then write the meta page (`txid % 2`) and fdatasync again. A
+//! node to newly allocated pages (spill; runs of pages are written as they are made), free the
+//! pages they replace, write the freelist, fdatasync, then write the
+//! meta page (`txid % 2`) and fdatasync again. A
 //! crash before the second sync leaves the previous meta in charge: the tx never happened.
 //!
 //! Buckets are addressed by [`BucketId`], a handle valid for the tx that gave it out
@@ -97,8 +98,10 @@ pub struct Tx {
     writable: bool,
     pub(crate) buckets: Vec<BucketState>,
     pub(crate) nodes: Vec<Node>,
-    /// Pages written by this commit, by id.
-    pages: Vec<(Pgid, Vec<u8>)>,
+    /// Consecutive pages spilled but not yet written: (first page id, bytes).
+    run: Option<(Pgid, Vec<u8>)>,
+    /// What this commit wrote so far.
+    written: CommitStats,
     done: bool,
 }
 
@@ -131,7 +134,8 @@ impl Tx {
             writer,
             writable,
             nodes: Vec::new(),
-            pages: Vec::new(),
+            run: None,
+            written: CommitStats::default(),
             done: false,
         }
     }
@@ -825,7 +829,7 @@ impl Tx {
             let id = self.allocate(count)?;
             let mut buf = vec![0u8; count * ps];
             self.nodes[node].write(&mut buf, id, (count - 1) as u32);
-            self.pages.push((id, buf));
+            self.emit(id, buf)?;
             let nd = &mut self.nodes[node];
             nd.pgid = id;
             nd.spilled = true;
@@ -957,7 +961,6 @@ impl Tx {
 
     fn commit_inner(&mut self) -> Result<CommitStats> {
         let spill_timer = Timer::start();
-        let opgid = self.meta.pgid;
         let txid = self.meta.txid;
         self.rebalance_bucket(0)?;
         self.spill_bucket(0)?;
@@ -982,17 +985,52 @@ impl Tx {
                 .unwrap_or_default();
             let mut buf = vec![0u8; count * ps];
             page::write_freelist(&mut buf, id, (count - 1) as u32, &ids);
-            self.pages.push((id, buf));
+            self.emit(id, buf)?;
             self.meta.freelist = id;
         }
-        let spill_ns = spill_timer.elapsed_ns();
+        self.flush_run()?;
+        let spill_ns = spill_timer
+            .elapsed_ns()
+            .saturating_sub(self.written.write_ns);
+        let stats = self.db.write_commit(&self.meta)?;
+        Ok(CommitStats {
+            spill_ns,
+            pages: self.written.pages + stats.pages,
+            bytes: self.written.bytes + stats.bytes,
+            write_ns: self.written.write_ns + stats.write_ns,
+            ..stats
+        })
+    }
 
-        let mut pages = std::mem::take(&mut self.pages);
-        pages.sort_unstable_by_key(|(id, _)| *id);
-        let stats = self
-            .db
-            .write_commit(&pages, &self.meta, self.meta.pgid > opgid)?;
-        Ok(CommitStats { spill_ns, ..stats })
+    /// Queues a spilled page for writing. Pages go out as soon as a run of consecutive ones
+    /// ends or grows large, so a commit never holds all its pages in memory at once.
+    fn emit(&mut self, id: Pgid, buf: Vec<u8>) -> Result<()> {
+        /// Write a run once it holds this many bytes.
+        const RUN_BYTES: usize = 1 << 20;
+        let ps = self.page_size() as u64;
+        if let Some((start, run)) = &mut self.run {
+            if *start + run.len() as u64 / ps == id {
+                run.extend_from_slice(&buf);
+                if run.len() >= RUN_BYTES {
+                    self.flush_run()?;
+                }
+                return Ok(());
+            }
+            self.flush_run()?;
+        }
+        self.run = Some((id, buf));
+        Ok(())
+    }
+
+    fn flush_run(&mut self) -> Result<()> {
+        if let Some((start, run)) = self.run.take() {
+            let t = Timer::start();
+            self.db.write_pages(start, &run)?;
+            self.written.write_ns += t.elapsed_ns();
+            self.written.pages += run.len() as u64 / self.page_size() as u64;
+            self.written.bytes += run.len() as u64;
+        }
+        Ok(())
     }
 
     /// Abandons the tx's changes.
