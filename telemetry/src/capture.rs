@@ -47,6 +47,12 @@ impl Visit for Fields {
     }
 }
 
+/// Keeps the capturing subscriber installed on this thread while alive.
+pub struct CaptureGuard {
+    _guard: tracing::subscriber::DefaultGuard,
+    _anchor: tracing::Dispatch,
+}
+
 /// The shared list of closed spans; clone it freely.
 #[derive(Clone, Default)]
 pub struct Capture {
@@ -56,11 +62,25 @@ pub struct Capture {
 impl Capture {
     /// Installs a capturing subscriber (all levels) as this thread's default until the guard
     /// drops. Spans made on other threads are not seen: keep the work under test on this thread.
-    pub fn install() -> (Capture, tracing::subscriber::DefaultGuard) {
+    ///
+    /// `tracing` caches, per callsite and for the whole process, whether any subscriber is
+    /// interested. A test thread running without a subscriber can cache "never" for a callsite
+    /// that this thread then needs. An extra global-registered dispatcher kept alive with the
+    /// guard makes that interest "sometimes" (asked per span), and the rebuild corrects what was
+    /// cached before this call.
+    pub fn install() -> (Capture, CaptureGuard) {
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
+        let anchor = tracing::Dispatch::new(tracing_subscriber::registry());
         let guard = tracing::subscriber::set_default(subscriber);
-        (capture, guard)
+        tracing::callsite::rebuild_interest_cache();
+        (
+            capture,
+            CaptureGuard {
+                _guard: guard,
+                _anchor: anchor,
+            },
+        )
     }
 
     /// Every closed span so far.

@@ -414,10 +414,16 @@ impl BackendInner {
             let _ = std::fs::remove_file(&tmp);
             let fresh = Db::open(&tmp, self.config.bolt_options())?;
             copy_all(&old, &fresh)?;
-            drop(fresh);
+            // Swap the files while the fresh one stays open (and locked): closing and reopening
+            // it would leave a moment in which its lock is not held.
             std::fs::rename(&tmp, &path)
                 .map_err(|e| BackendError::Defrag(format!("rename: {e}")))?;
-            Ok(Db::open(&path, self.config.bolt_options())?)
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| BackendError::Defrag(format!("sync {}: {e}", dir.display())))?;
+            }
+            Ok(fresh)
         })();
         let db = match result {
             Ok(db) => db,

@@ -264,7 +264,7 @@ pub fn dump(tx: &mut Tx, out: &mut dyn FnMut(&str) -> std::io::Result<()>) -> Re
     })?;
     for name in names {
         if let Some(b) = tx.bucket(root, &name)? {
-            dump_bucket(tx, b, &hex(&name), out)?;
+            dump_bucket(tx, b, &hex(&name), out, 0)?;
         }
     }
     Ok(())
@@ -275,7 +275,15 @@ fn dump_bucket(
     b: BucketId,
     prefix: &str,
     out: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    depth: usize,
 ) -> Result<()> {
+    // A damaged bucket header can make a bucket contain itself.
+    if depth > 64 {
+        return Err(Error::corrupt(
+            tx.bucket_root(b),
+            "buckets nested deeper than 64 levels (a page cycle?)",
+        ));
+    }
     // Walk with a cursor; nested buckets are opened (needs &mut) between cursor steps, so
     // remember the last key and seek past it.
     let mut after: Option<Vec<u8>> = None;
@@ -317,7 +325,13 @@ fn dump_bucket(
             None => return Ok(()),
             Some(name) => {
                 if let Some(child) = tx.bucket(b, &name)? {
-                    dump_bucket(tx, child, &format!("{prefix}/{}", hex(&name)), out)?;
+                    dump_bucket(
+                        tx,
+                        child,
+                        &format!("{prefix}/{}", hex(&name)),
+                        out,
+                        depth + 1,
+                    )?;
                 }
                 after = Some(name);
             }
@@ -369,11 +383,16 @@ pub fn file_stats(tx: &mut Tx) -> Result<FileStats> {
         }
         Ok::<(), Error>(())
     })?;
-    // The root bucket's own pages.
-    let mut rs = BucketStats::default();
-    tree_stats(tx, meta.root.root, 1, &mut rs)?;
-    st.branch += rs.branch_pages;
-    st.leaf += rs.leaf_pages + rs.overflow_pages;
+    // Page types over every tree, nested buckets included.
+    tx.walk_pages(|_, p, _| {
+        let n = 1 + u64::from(p.overflow());
+        if p.is_leaf() {
+            st.leaf += n;
+        } else {
+            st.branch += n;
+        }
+        Ok(())
+    })?;
     for name in names {
         let mut bs = BucketStats {
             name: String::from_utf8_lossy(&name).into_owned(),
@@ -401,14 +420,18 @@ pub fn file_stats(tx: &mut Tx) -> Result<FileStats> {
             })?;
             bs.keys = keys;
         }
-        st.branch += bs.branch_pages;
-        st.leaf += bs.leaf_pages + bs.overflow_pages;
         st.buckets.push(bs);
     }
     Ok(st)
 }
 
 fn tree_stats(tx: &Tx, id: Pgid, depth: u64, bs: &mut BucketStats) -> Result<()> {
+    if depth > 64 {
+        return Err(Error::corrupt(
+            id,
+            "tree deeper than 64 levels (a page cycle?)",
+        ));
+    }
     let p = tx.page(id)?;
     bs.depth = bs.depth.max(depth);
     if p.is_branch() {

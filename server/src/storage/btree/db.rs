@@ -202,6 +202,14 @@ impl Db {
                 tx.page(meta.freelist)?.freelist_ids()?
             };
             drop(tx);
+            // A damaged freelist page must not hand out pages past the end of the data: the
+            // commit would grow the file to reach them.
+            if let Some(bad) = ids.iter().find(|&&id| id >= meta.pgid) {
+                return Err(Error::corrupt(
+                    meta.freelist,
+                    format!("freed page {bad} beyond the high-water mark {}", meta.pgid),
+                ));
+            }
             freelist.read_ids(&ids);
             *lock(&inner.writer) = Some(Writer { freelist });
         }
@@ -259,7 +267,15 @@ impl Db {
             release_pages(&mut writer.freelist, &s.readers, s.meta.txid);
             (s.meta, s.view.clone())
         };
-        meta.txid += 1;
+        let Some(txid) = meta.txid.checked_add(1) else {
+            // Only a damaged meta gets here.
+            self.inner.release_writer(writer);
+            return Err(Error::InvalidMeta {
+                page: meta.txid % 2,
+                reason: format!("txid {} leaves no next txid", meta.txid),
+            });
+        };
+        meta.txid = txid;
         Ok(Tx::new(self.inner.clone(), view, meta, Some(writer)))
     }
 
