@@ -58,6 +58,14 @@ pub struct Metrics {
     pub freelist_allocate: Histogram,
     /// [`names::FREELIST_RELEASE`]
     pub freelist_release: Histogram,
+    /// [`names::WAL_APPEND`]
+    pub wal_append: Histogram,
+    /// [`names::WAL_FSYNC`]
+    pub wal_fsync: Histogram,
+    /// [`names::MVCC_TREEINDEX_LOCK_WAIT`]
+    pub mvcc_treeindex_lock_wait: Histogram,
+    /// [`names::MVCC_TREEINDEX_LOCK_HOLD`]
+    pub mvcc_treeindex_lock_hold: Histogram,
 
     /// Backend commits done.
     pub backend_commits: Counter,
@@ -97,6 +105,10 @@ impl Metrics {
             names::BOLT_RW_LOCK_WAIT => &self.bolt_rw_lock_wait,
             names::FREELIST_ALLOCATE => &self.freelist_allocate,
             names::FREELIST_RELEASE => &self.freelist_release,
+            names::WAL_APPEND => &self.wal_append,
+            names::WAL_FSYNC => &self.wal_fsync,
+            names::MVCC_TREEINDEX_LOCK_WAIT => &self.mvcc_treeindex_lock_wait,
+            names::MVCC_TREEINDEX_LOCK_HOLD => &self.mvcc_treeindex_lock_hold,
             _ => return None,
         })
     }

@@ -56,4 +56,22 @@ measurements! {
     /// Moving pages freed by finished txs into the free set. Span fields: `pages`, `algorithm`.
     FREELIST_RELEASE = "freelist.release", Nanoseconds,
         "Time to release pending pages into the free set.";
+    /// Appending one batch of records to the WAL (encode and write; the fsync is measured on
+    /// its own). Span fields: `records`, `bytes`.
+    WAL_APPEND = "wal.append", Nanoseconds,
+        "Time to append a batch of records to the WAL (encode and write, fsync excluded).";
+    /// One fdatasync of the WAL's tail segment. Span fields: `bytes` (written since the last
+    /// sync).
+    WAL_FSYNC = "wal.fsync", Nanoseconds,
+        "Time spent in fdatasync of WAL segments.";
+    /// Waiting to take the MVCC key index (treeIndex) lock. Span fields: `op` (`get`, `range`,
+    /// `range_since`, `revisions`, `count_revisions`, `put`, `tombstone`, `restore`, `insert`,
+    /// `key_index`, `len`, `compact` — once per batch of keys —, `keep`, `equal`), `mode` (`read`,
+    /// `write`), `wait_ns`.
+    MVCC_TREEINDEX_LOCK_WAIT = "mvcc.treeindex_lock_wait", Nanoseconds,
+        "Time spent waiting for the MVCC key index lock (read or write).";
+    /// Holding the MVCC key index lock, from acquisition to release. Span fields: `op`, `mode`,
+    /// `hold_ns`.
+    MVCC_TREEINDEX_LOCK_HOLD = "mvcc.treeindex_lock_hold", Nanoseconds,
+        "Time the MVCC key index lock is held (read or write).";
 }
