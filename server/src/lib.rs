@@ -4,10 +4,11 @@
 //! The modules follow etcd's layers; calls only go down:
 //!
 //! ```text
-//!   api (gRPC services)            — next issue
+//!   api                            etcd's wire types (the gRPC services: next issue)
 //!    └ etcdserver (propose, apply) — next issue
-//!       ├ raft, storage::wal       — next issue
-//!       └ storage::mvcc, lease     — next issue
+//!       ├ raft                     — next issue
+//!       │  └ storage::wal          etcd's WAL format: segments, chained CRC, repair
+//!       └ storage::mvcc, lease     revisions, keyIndex, treeIndex (the kv store: next issue)
 //!          └ storage::backend      batch tx, concurrent reads, defrag, hash
 //!             └ storage::btree     the bbolt-format file: pages, freelists, transactions
 //! ```
@@ -15,4 +16,5 @@
 //! Every layer records its measurements through the `telemetry` crate's vocabulary: an
 //! always-on histogram and a `tracing` span per measurement.
 
+pub mod api;
 pub mod storage;

@@ -1,0 +1,11 @@
+//! The gRPC API layer: etcd's v3 services (KV, Watch, Lease, Cluster, Maintenance, Auth, and
+//! v3election/v3lock), wire-identical to etcd 3.4, and Glass's own services later.
+//!
+//! Contract: this is the only layer that speaks `tonic::Status`; the layers below return their
+//! own error enums and `status.rs` maps them to etcd's codes and messages.
+//!
+//! # Layout
+//! - `pb` — the generated etcd types and services (from `server/proto/`, compiled by `build.rs`
+//!   with protox: no `protoc` needed).
+
+pub mod pb;

@@ -1,0 +1,30 @@
+//! The etcd v3.4 wire types and gRPC services, generated from `server/proto/`.
+//!
+//! One module per proto package, all siblings: prost refers across packages with
+//! `super::<package>::Type` (e.g. `super::mvccpb::KeyValue` inside `etcdserverpb`), so the
+//! modules sit side by side under this one.
+
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+pub mod authpb {
+    tonic::include_proto!("authpb");
+}
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+pub mod leasepb {
+    tonic::include_proto!("leasepb");
+}
+pub mod walpb {
+    tonic::include_proto!("walpb");
+}
+pub mod snappb {
+    tonic::include_proto!("snappb");
+}
