@@ -17,4 +17,5 @@
 //! always-on histogram and a `tracing` span per measurement.
 
 pub mod api;
+pub mod pb;
 pub mod storage;

@@ -9,8 +9,8 @@
 //! Record.crc is the running CRC-32C over the data of all records so far; a
 //! crc record (type 4) carries the previous file's running CRC and restarts it.
 
-use glassd::api::pb::etcdserverpb::{InternalRaftRequest, Metadata, Request};
-use glassd::api::pb::{snappb, walpb};
+use glassd::pb::etcdserverpb::{InternalRaftRequest, Metadata, Request};
+use glassd::pb::{snappb, walpb};
 use prost::Message;
 
 /// raftpb.Entry (proto2, non-nullable fields), enough to reach the payload.

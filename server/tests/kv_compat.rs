@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use glassd::api::pb::etcdserverpb::kv_server::{Kv, KvServer};
-use glassd::api::pb::etcdserverpb::{
+use glassd::pb::etcdserverpb::kv_server::{Kv, KvServer};
+use glassd::pb::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
-use glassd::api::pb::mvccpb::KeyValue;
+use glassd::pb::mvccpb::KeyValue;
 use tonic::{Request, Response, Status};
 
 const CLUSTER_ID: u64 = 0x1122_3344_5566_7788;

@@ -3,7 +3,7 @@
 //! etcd's `raftpb.Entry` carrying an `InternalRaftRequest` (or a v2 request / conf change).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use glassd::api::pb::etcdserverpb::{InternalRaftRequest, Metadata};
+use glassd::pb::etcdserverpb::{InternalRaftRequest, Metadata};
 use glassd::storage::wal::{Wal, WalSnapshot};
 use prost::Message;
 

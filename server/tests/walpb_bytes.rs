@@ -2,8 +2,8 @@
 //! bytes etcd 3.4's gogo marshalers write: non-nullable fields always, even at
 //! zero; nullable `data` only when non-nil.
 
-use glassd::api::pb::etcdserverpb::Metadata;
-use glassd::api::pb::{snappb, walpb};
+use glassd::pb::etcdserverpb::Metadata;
+use glassd::pb::{snappb, walpb};
 use prost::Message;
 
 #[test]

@@ -5,7 +5,4 @@
 //! own error enums and `status.rs` maps them to etcd's codes and messages.
 //!
 //! # Layout
-//! - `pb` — the generated etcd types and services (from `server/proto/`, compiled by `build.rs`
-//!   with protox: no `protoc` needed).
-
-pub mod pb;
+//! (the services come with the single-member issue; the wire types are in [`crate::pb`])

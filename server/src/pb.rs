@@ -1,4 +1,6 @@
-//! The etcd v3.4 wire types and gRPC services, generated from `server/proto/`.
+//! The etcd v3.4 wire types and gRPC services, generated from `server/proto/` by `build.rs`
+//! (protox: no `protoc` needed). Every layer may use the message types (etcd's mvcc stores
+//! `mvccpb.KeyValue`, its WAL `walpb.Record`); only `api` uses the services.
 //!
 //! One module per proto package, all siblings: prost refers across packages with
 //! `super::<package>::Type` (e.g. `super::mvccpb::KeyValue` inside `etcdserverpb`), so the
