@@ -52,6 +52,37 @@ impl<'t> PageNode<'t> {
             PageNode::Node(n) => Ok(n.inodes[i].pgid),
         }
     }
+
+    /// Index of the first element whose key is >= `key`, and whether it is equal.
+    pub fn search(&self, key: &[u8]) -> Result<(usize, bool)> {
+        let (mut lo, mut hi, mut exact) = (0usize, self.count(), false);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid)?.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Equal => {
+                    exact = true;
+                    hi = mid;
+                }
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Ok((lo, exact))
+    }
+
+    /// In a branch, the child to descend into for a key whose [`search`](Self::search) gave
+    /// `(lo, exact)`: the last element whose key is <= the key (the first one if none is).
+    pub fn branch_index(&self, lo: usize, exact: bool, at: Pgid) -> Result<usize> {
+        let count = self.count();
+        if count == 0 {
+            return Err(Error::corrupt(at, "empty branch page"));
+        }
+        Ok(if !exact && lo > 0 {
+            lo - 1
+        } else {
+            lo.min(count - 1)
+        })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -253,33 +284,12 @@ impl<'t> Cursor<'t> {
                 return Ok(());
             };
             let pn = top.pn;
-            let count = pn.count();
-            // Binary search for the first element >= key.
-            let (mut lo, mut hi) = (0usize, count);
-            let mut exact = false;
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                match pn.key(mid)?.cmp(key) {
-                    std::cmp::Ordering::Less => lo = mid + 1,
-                    std::cmp::Ordering::Equal => {
-                        exact = true;
-                        hi = mid;
-                    }
-                    std::cmp::Ordering::Greater => hi = mid,
-                }
-            }
+            let (lo, exact) = pn.search(key)?;
             if pn.is_leaf() {
                 top.index = lo;
                 return Ok(());
             }
-            if count == 0 {
-                return Err(Error::corrupt(pgid, "empty branch page"));
-            }
-            let idx = if !exact && lo > 0 {
-                lo - 1
-            } else {
-                lo.min(count - 1)
-            };
+            let idx = pn.branch_index(lo, exact, pgid)?;
             top.index = idx;
             pgid = pn.child(idx)?;
         }

@@ -271,19 +271,7 @@ impl Tx {
         let mut pgid = self.bucket_root(b);
         for _ in 0..64 {
             let pn = self.page_node(b, pgid)?;
-            let count = pn.count();
-            let (mut lo, mut hi, mut exact) = (0usize, count, false);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                match pn.key(mid)?.cmp(key) {
-                    std::cmp::Ordering::Less => lo = mid + 1,
-                    std::cmp::Ordering::Equal => {
-                        exact = true;
-                        hi = mid;
-                    }
-                    std::cmp::Ordering::Greater => hi = mid,
-                }
-            }
+            let (lo, exact) = pn.search(key)?;
             if pn.is_leaf() {
                 return Ok(if exact && pn.flags(lo)? & BUCKET_LEAF_FLAG == 0 {
                     Some(pn.value(lo)?)
@@ -291,14 +279,7 @@ impl Tx {
                     None
                 });
             }
-            if count == 0 {
-                return Err(Error::corrupt(pgid, "empty branch page"));
-            }
-            let idx = if !exact && lo > 0 {
-                lo - 1
-            } else {
-                lo.min(count - 1)
-            };
+            let idx = pn.branch_index(lo, exact, pgid)?;
             pgid = pn.child(idx)?;
         }
         Err(Error::corrupt(
