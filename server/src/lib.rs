@@ -13,9 +13,13 @@
 //!             └ storage::btree     the bbolt-format file: pages, freelists, transactions
 //! ```
 //!
+//! Beside the layers, `config` reads etcd's flags, `ETCD_*` variables and YAML config file into
+//! a validated [`config::Config`] that `main` hands to the server.
+//!
 //! Every layer records its measurements through the `telemetry` crate's vocabulary: an
 //! always-on histogram and a `tracing` span per measurement.
 
 pub mod api;
+pub mod config;
 pub mod pb;
 pub mod storage;

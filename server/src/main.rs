@@ -1,13 +1,20 @@
-//! The `glassd` binary. For now: `glassd bolt check|dump|stats|compact|bench`, the offline
-//! tools over bbolt-format files. The server itself (etcd's flags) comes with the
-//! single-member issue.
+//! The `glassd` binary.
+//! - `glassd [etcd flags]`: reads etcd 3.4's flags, `ETCD_*` variables and `--config-file`
+//!   ([`glassd::config`]) and validates them. The server itself comes with the single-member
+//!   issue; until then a valid configuration is reported and glassd exits 2.
+//! - `glassd bolt check|dump|stats|compact|bench`: offline tools over bbolt-format files.
+//!
+//! `bolt` is recognised as the first argument, so that the server's command line stays
+//! etcd's (Go flag rules, single-dash flags included) while `bolt` keeps clap.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use glassd::config::{Config, ConfigError, Source};
 use glassd::storage::btree::{self, FreelistType, Options};
 
 #[derive(Parser)]
@@ -69,14 +76,70 @@ enum Bolt {
 
 fn main() -> ExitCode {
     telemetry::init_logging("warn");
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("glassd: {e:#}");
-            ExitCode::from(1)
-        }
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "bolt") {
+        let cli = Cli::parse_from(args);
+        return match run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("glassd: {e:#}");
+                ExitCode::from(1)
+            }
+        };
     }
+    serve(args.into_iter().skip(1))
+}
+
+/// `glassd [etcd flags]`: exit 0 for help and version, 2 for a command-line mistake (as Go's
+/// flag package), 1 for a bad value (as etcd), and 2 for a valid configuration while there is
+/// no server to start.
+fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
+    let cfg = match Config::from_args(args, |k| std::env::var(k).ok()) {
+        Ok(cfg) => cfg,
+        Err(ConfigError::HelpRequested) => {
+            print!("{}", glassd::config::help());
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::VersionRequested) => {
+            println!("glassd Version: {}", env!("CARGO_PKG_VERSION"));
+            println!("etcd API: 3.4");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("glassd: {e}");
+            if e.is_usage() {
+                eprintln!("See 'glassd --help'.");
+                return ExitCode::from(2);
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for w in &cfg.warnings {
+        eprintln!("glassd: warning: {w}");
+    }
+    let set: Vec<String> = cfg
+        .flags()
+        .into_iter()
+        .filter(|f| f.source != Source::Default)
+        .map(|f| format!("--{}={} ({})", f.name, f.value, f.source))
+        .collect();
+    eprintln!(
+        "glassd: the server is not built yet (the single-member issue); configuration is valid: \
+         name {}, data dir {}, client URLs {}, peer URLs {}, initial cluster {}",
+        cfg.name,
+        cfg.data_dir.display(),
+        cfg.flag("listen-client-urls")
+            .map(|f| f.value)
+            .unwrap_or_default(),
+        cfg.flag("listen-peer-urls")
+            .map(|f| f.value)
+            .unwrap_or_default(),
+        cfg.initial_cluster,
+    );
+    if !set.is_empty() {
+        eprintln!("glassd: settings not at their default: {}", set.join(" "));
+    }
+    ExitCode::from(2)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
