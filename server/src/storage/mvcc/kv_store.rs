@@ -7,20 +7,22 @@
 //! - `revs`: the current revision (the last write txn that changed something) and the last
 //!   compaction revision. A write txn bumps the current revision *while still holding the batch
 //!   tx* and publishes its writes before releasing `revs`, and a read txn takes its revision and
-//!   its backend snapshot under `revs`: a reader that sees revision R sees every write of R.
+//!   its backend snapshot under `revs`: a reader that sees revision R sees every write of R;
+//! - the read gate (etcd's `mu`): every read txn is inside it for its whole life, and a
+//!   compaction closes it — waiting for the read txns inside, holding up new ones — only while
+//!   it moves the compaction revision. So the compaction revision never moves under an open
+//!   txn (write txns are covered by the batch tx, which a compaction takes too): a read txn
+//!   can always read at its own revision, and at any revision from its start's compaction on.
+//!   The index is compacted after the gate reopens; readers that start after it read at or
+//!   above the new compaction revision, which that index compaction does not touch.
 //!
-//! Lock order: batch tx, then `revs`, then the index lock (each taken alone or in this order).
-//!
-//! Unlike etcd 3.4, read txns hold no store lock (etcd's `mu`) for their life: a compaction
-//! does not wait for open read txns. Instead a range checks the compaction revision *after*
-//! asking the index, so a range whose index lookup may have seen a compaction beyond its
-//! revision fails with [`MvccError::Compacted`]; the values it reads come from its backend
-//! snapshot, which no compaction changes. The cost: a read txn that runs at an old revision
-//! while a compaction passes it fails where etcd would make the compaction wait.
+//! Lock order: read gate, batch tx, `revs`, index lock (each taken alone or in this order).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::time::Duration;
 
 use telemetry::{names, Metrics, Timer};
@@ -75,6 +77,73 @@ pub(super) struct Revs {
     pub compacted: i64,
 }
 
+/// etcd's `mu`: read txns enter, compactions close it (see the module documentation). A lock
+/// of its own rather than a `RwLock` because a read txn owns its place (`TxnRead` is `Send`
+/// and borrows nothing), and closing has writer preference.
+#[derive(Default)]
+pub(super) struct ReadGate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Read txns inside.
+    readers: usize,
+    /// A compaction is closing or has closed the gate.
+    closed: bool,
+}
+
+impl ReadGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        // Nothing that can panic runs under this lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, GateState>) -> MutexGuard<'a, GateState> {
+        self.cv.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Enters as a reader, waiting while the gate is closed; pair with [`leave`](Self::leave).
+    pub fn enter(&self) {
+        let mut g = self.lock();
+        while g.closed {
+            g = self.wait(g);
+        }
+        g.readers += 1;
+    }
+
+    pub fn leave(&self) {
+        let mut g = self.lock();
+        g.readers = g.readers.saturating_sub(1);
+        if g.readers == 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Closes the gate once the readers inside have left; it reopens when the guard drops.
+    fn close(&self) -> GateClosed<'_> {
+        let mut g = self.lock();
+        while g.closed {
+            g = self.wait(g);
+        }
+        g.closed = true;
+        while g.readers > 0 {
+            g = self.wait(g);
+        }
+        GateClosed(self)
+    }
+}
+
+struct GateClosed<'a>(&'a ReadGate);
+
+impl Drop for GateClosed<'_> {
+    fn drop(&mut self) {
+        self.0.lock().closed = false;
+        self.0.cv.notify_all();
+    }
+}
+
 /// What the store, its txns and its compactor thread share.
 pub(super) struct Shared {
     pub backend: Arc<Backend>,
@@ -84,6 +153,7 @@ pub(super) struct Shared {
     /// A `RwLock`: read txns only copy the two numbers out; write txns (at end) and
     /// compactions change them.
     pub revs: RwLock<Revs>,
+    pub gate: ReadGate,
     /// Keys that exist at the current revision (the `mvcc_keys` gauge).
     pub live_keys: AtomicI64,
     /// The `meta` bucket's consistent index and term as of the last write txn that set them.
@@ -180,6 +250,7 @@ impl KvStore {
                 current: 1,
                 compacted: -1,
             }),
+            gate: ReadGate::default(),
             live_keys: AtomicI64::new(0),
             consistent_index: AtomicU64::new(0),
             term: AtomicU64::new(0),
@@ -200,8 +271,10 @@ impl KvStore {
         Ok(store)
     }
 
-    /// A read txn at the current revision: a backend snapshot and the index.
+    /// A read txn at the current revision: a backend snapshot and the index. Waits only while
+    /// a compaction moves its revision (see [`TxnRead`]).
     pub fn read(&self) -> TxnRead {
+        self.shared.gate.enter();
         let revs = self.shared.revs_read();
         // Under `revs`: the snapshot holds every write of `revs.current`.
         let tx = self.shared.backend.read_tx();
@@ -282,15 +355,23 @@ impl KvStore {
     /// not need is deleted from the backend — in the background, in batches, with pauses in
     /// between. The returned handle says when that physical part is done.
     ///
-    /// Before returning it persists `scheduledCompactRev` (committed) and compacts the index.
-    /// [`MvccError::Compacted`] when `rev` is at or below the last compaction,
+    /// Before returning it waits for the open read txns (etcd's `Compact` takes `mu`), moves
+    /// the compaction revision, persists `scheduledCompactRev` (committed) and compacts the
+    /// index. [`MvccError::Compacted`] when `rev` is at or below the last compaction,
     /// [`MvccError::FutureRev`] when above the current revision.
     pub fn compact(&self, rev: i64) -> Result<CompactionHandle, MvccError> {
         let sh = &self.shared;
         let timer = Timer::start();
-        let span = tracing::debug_span!(names::MVCC_INDEX_COMPACTION, revision = rev, kept = Empty);
+        let span = tracing::debug_span!(
+            names::MVCC_INDEX_COMPACTION,
+            revision = rev,
+            reader_wait_ns = Empty,
+            kept = Empty
+        );
         let _entered = span.enter();
         {
+            let closed = sh.gate.close();
+            span.record("reader_wait_ns", timer.elapsed_ns());
             let mut tx = sh.backend.batch_tx();
             let mut revs = sh.revs_mut();
             if rev <= revs.compacted {
@@ -308,8 +389,11 @@ impl KvStore {
             // this (see the module documentation).
             revs.compacted = rev;
             sh.metrics.mvcc_compact_revision.set(rev);
+            drop(revs);
+            drop(tx);
+            drop(closed);
         }
-        // The compaction must survive a crash from here on.
+        // The compaction must survive a crash from here on (readers need not wait for that).
         sh.backend.force_commit()?;
         let keep = sh.index.compact(rev);
         span.record("kept", keep.len());
@@ -330,10 +414,9 @@ impl KvStore {
     /// on how far a physical compaction has got (unless no key is live at `rev`, where etcd
     /// hashes every entry below the compaction).
     pub fn hash_kv(&self, rev: i64) -> Result<KvHash, MvccError> {
-        let (revs, tx) = {
-            let revs = self.shared.revs_read();
-            (*revs, self.shared.backend.read_tx())
-        };
+        // A read txn: the index's keep set must stay that of the snapshot's compaction.
+        let txn = self.read();
+        let (revs, tx) = (txn.revs, &txn.tx);
         if rev > 0 && rev <= revs.compacted {
             return Err(MvccError::Compacted);
         }

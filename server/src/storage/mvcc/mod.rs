@@ -9,7 +9,8 @@
 //!   begin to end; its ranges see its own changes; [`TxnWrite::set_consistent_index`] writes the
 //!   raft index it applies in the same batch tx, so data and index reach the file together.
 //! - **Reads at any revision** since the last compaction: a [`TxnRead`] is a revision and a
-//!   backend snapshot taken together, never waiting for writers. The in-memory [`TreeIndex`]
+//!   backend snapshot taken together, never waiting for writers (a compaction waits for open
+//!   read txns before it moves the compaction revision, as etcd's `mu` does). The in-memory [`TreeIndex`]
 //!   maps each user key to the revisions of its values, in [`KeyIndex`] generations (creation
 //!   to deletion), and answers "which revision holds key K as of revision R" without touching
 //!   the backend. A range below the compaction is [`MvccError::Compacted`], above the current

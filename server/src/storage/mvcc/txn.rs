@@ -1,7 +1,8 @@
 //! Read and write txns (etcd's `kvstore_txn.go`).
 //!
 //! A [`TxnRead`] is a revision and a backend snapshot taken together: every range in it reads
-//! at that revision (or an older one asked for) and never waits for writers.
+//! at that revision (or an older one asked for, down to the compaction) and never waits for
+//! writers; a compaction waits for it instead.
 //!
 //! A [`TxnWrite`] holds the backend's batch tx from begin to end — one etcd request is one
 //! batch tx critical section. Every change it makes gets the revision `begin + 1` and its own
@@ -44,11 +45,14 @@ pub struct RangeResult {
     pub count: i64,
 }
 
-/// A read-only view of the store at one revision.
+/// A read-only view of the store at one revision. While it is open no compaction moves the
+/// compaction revision (etcd's `mu`, held for reading): end it soon, and never call
+/// [`KvStore::compact`](super::KvStore::compact) or open a second one on a thread that holds
+/// one — a compaction waiting for this txn holds up new read txns.
 pub struct TxnRead {
     shared: Arc<Shared>,
-    tx: ReadTx,
-    revs: Revs,
+    pub(super) tx: ReadTx,
+    pub(super) revs: Revs,
 }
 
 impl std::fmt::Debug for TxnRead {
@@ -61,6 +65,7 @@ impl std::fmt::Debug for TxnRead {
 }
 
 impl TxnRead {
+    /// Wraps a snapshot taken after `shared.gate.enter()`; the txn leaves the gate on drop.
     pub(super) fn new(shared: Arc<Shared>, tx: ReadTx, revs: Revs) -> Self {
         TxnRead { shared, tx, revs }
     }
@@ -100,6 +105,12 @@ impl TxnRead {
     pub fn end(self) {}
 }
 
+impl Drop for TxnRead {
+    fn drop(&mut self) {
+        self.shared.gate.leave();
+    }
+}
+
 /// The range shared by both txns: the index says which revisions, `fetch` reads their values.
 #[allow(clippy::too_many_arguments)]
 fn range_keys(
@@ -130,20 +141,12 @@ fn range_keys(
             return Err(MvccError::FutureRev);
         }
         let rev = if opts.rev <= 0 { cur_rev } else { opts.rev };
-        // Checked before (no work for a range that cannot succeed) and after asking the
-        // index: a compaction moves the revision before compacting the index, so a lookup
-        // that may have seen a compacted index fails here.
-        let not_compacted = || {
-            if rev < sh.revs().compacted {
-                Err(MvccError::Compacted)
-            } else {
-                Ok(())
-            }
-        };
-        not_compacted()?;
+        // The compaction revision cannot move while a txn is open (see `kv_store`).
+        if rev < sh.revs().compacted {
+            return Err(MvccError::Compacted);
+        }
         if opts.count_only {
             let count = sh.index.count_revisions(key, end, rev);
-            not_compacted()?;
             return Ok(RangeResult {
                 kvs: Vec::new(),
                 rev: cur_rev,
@@ -156,7 +159,6 @@ fn range_keys(
             0
         };
         let (revs, count) = sh.index.revisions(key, end, rev, limit);
-        not_compacted()?;
         let mut kvs = Vec::with_capacity(revs.len());
         for r in revs {
             let v = fetch(r)?.ok_or(MvccError::MissingRevision(r))?;
