@@ -8,7 +8,7 @@
 //!    └ etcdserver (propose, apply) — next issue
 //!       ├ raft                     — next issue
 //!       │  └ storage::wal          etcd's WAL format: segments, chained CRC, repair
-//!       └ storage::mvcc, lease     revisions, keyIndex, treeIndex (the kv store: next issue)
+//!       └ storage::mvcc, lease     the revisioned kv store: txns, treeIndex, compaction
 //!          └ storage::backend      batch tx, concurrent reads, defrag, hash
 //!             └ storage::btree     the bbolt-format file: pages, freelists, transactions
 //! ```

@@ -66,6 +66,22 @@ pub struct Metrics {
     pub mvcc_treeindex_lock_wait: Histogram,
     /// [`names::MVCC_TREEINDEX_LOCK_HOLD`]
     pub mvcc_treeindex_lock_hold: Histogram,
+    /// [`names::MVCC_PUT`]
+    pub mvcc_put: Histogram,
+    /// [`names::MVCC_RANGE`]
+    pub mvcc_range: Histogram,
+    /// [`names::MVCC_DELETE`]
+    pub mvcc_delete: Histogram,
+    /// [`names::MVCC_TXN`]
+    pub mvcc_txn: Histogram,
+    /// [`names::MVCC_INDEX_COMPACTION`]
+    pub mvcc_index_compaction: Histogram,
+    /// [`names::MVCC_COMPACTION`]
+    pub mvcc_compaction: Histogram,
+    /// [`names::MVCC_COMPACTION_PAUSE`]
+    pub mvcc_compaction_pause: Histogram,
+    /// [`names::MVCC_RESTORE`]
+    pub mvcc_restore: Histogram,
 
     /// Backend commits done.
     pub backend_commits: Counter,
@@ -79,6 +95,14 @@ pub struct Metrics {
     pub backend_db_size_in_use: Gauge,
     /// Free pages in the freelist at the last commit.
     pub freelist_free_pages: Gauge,
+    /// Revisions deleted from the backend by compactions.
+    pub mvcc_compaction_keys: Counter,
+    /// Keys that exist at the MVCC store's current revision.
+    pub mvcc_keys: Gauge,
+    /// The MVCC store's current revision.
+    pub mvcc_current_revision: Gauge,
+    /// The MVCC store's last compaction revision (-1 before the first).
+    pub mvcc_compact_revision: Gauge,
 }
 
 impl Metrics {
@@ -109,6 +133,14 @@ impl Metrics {
             names::WAL_FSYNC => &self.wal_fsync,
             names::MVCC_TREEINDEX_LOCK_WAIT => &self.mvcc_treeindex_lock_wait,
             names::MVCC_TREEINDEX_LOCK_HOLD => &self.mvcc_treeindex_lock_hold,
+            names::MVCC_PUT => &self.mvcc_put,
+            names::MVCC_RANGE => &self.mvcc_range,
+            names::MVCC_DELETE => &self.mvcc_delete,
+            names::MVCC_TXN => &self.mvcc_txn,
+            names::MVCC_INDEX_COMPACTION => &self.mvcc_index_compaction,
+            names::MVCC_COMPACTION => &self.mvcc_compaction,
+            names::MVCC_COMPACTION_PAUSE => &self.mvcc_compaction_pause,
+            names::MVCC_RESTORE => &self.mvcc_restore,
             _ => return None,
         })
     }

@@ -74,4 +74,40 @@ measurements! {
     /// `hold_ns`.
     MVCC_TREEINDEX_LOCK_HOLD = "mvcc.treeindex_lock_hold", Nanoseconds,
         "Time the MVCC key index lock is held (read or write).";
+    /// One put in an MVCC write txn (backend write and key index update). Span fields:
+    /// `key_bytes`, `value_bytes`, `revision` (main), `sub`, `version` (the key's, after the put).
+    MVCC_PUT = "mvcc.put", Nanoseconds,
+        "Time to put one key in an MVCC write transaction.";
+    /// One range read, in a read or a write txn (key index lookup and backend reads). Span
+    /// fields: `txn` (`read`, `write`), `rev` (asked; 0 = current), `limit`, `count_only`,
+    /// `keys` (returned), `count` (in range), `key_bytes`.
+    MVCC_RANGE = "mvcc.range", Nanoseconds,
+        "Time to read a range of keys at a revision.";
+    /// One delete range in an MVCC write txn (a tombstone per key). Span fields: `deleted`,
+    /// `revision`.
+    MVCC_DELETE = "mvcc.delete", Nanoseconds,
+        "Time to delete a range of keys in an MVCC write transaction.";
+    /// An MVCC write txn from begin to end: the backend batch tx lock is held all along, so
+    /// this is one request's critical section. Span fields: `puts`, `deletes`, `ranges`,
+    /// `changes`, `revision` (the store's, after the txn).
+    MVCC_TXN = "mvcc.txn", Nanoseconds,
+        "Time an MVCC write transaction holds the backend batch transaction.";
+    /// The part of a compaction callers wait for: persisting the scheduled revision and
+    /// compacting the key index (etcd's index compaction pause). Span fields: `revision`,
+    /// `kept` (revisions the backend keeps at or below it).
+    MVCC_INDEX_COMPACTION = "mvcc.index_compaction", Nanoseconds,
+        "Time to schedule a compaction: persist the revision and compact the key index.";
+    /// A whole physical compaction, from its first batch to `finishedCompactRev` (pauses
+    /// included). Runs on the store's compactor thread. Span fields: `revision`, `batches`,
+    /// `deleted`.
+    MVCC_COMPACTION = "mvcc.compaction", Nanoseconds,
+        "Time to delete compacted revisions from the backend, pauses between batches included.";
+    /// One batch of a physical compaction: the batch tx lock, the deletes and the commit — what
+    /// writers wait behind. Span fields: `revision`, `batch`, `scanned`, `deleted`.
+    MVCC_COMPACTION_PAUSE = "mvcc.compaction_pause", Nanoseconds,
+        "Time one compaction batch holds up writers (batch transaction lock, deletes, commit).";
+    /// Rebuilding the key index from the backend when the store opens. Span fields: `entries`
+    /// (of the key bucket), `keys`, `revision`, `compact_revision`.
+    MVCC_RESTORE = "mvcc.restore", Nanoseconds,
+        "Time to rebuild the MVCC key index from the backend at start-up.";
 }
