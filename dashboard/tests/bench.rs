@@ -360,6 +360,6 @@ fn compare_reports_glassd_not_available_yet() {
         .expect("ps");
     let leftover = String::from_utf8_lossy(&ps.stdout)
         .lines()
-        .any(|l| l.contains("etcd") && l.contains("glass-bench-"));
+        .any(|l| l.contains("--data-dir") && l.contains("glass-bench-"));
     assert!(!leftover, "compare left an etcd running");
 }
