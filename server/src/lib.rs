@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!   api                            etcd's wire types (the gRPC services: next issue)
-//!    └ etcdserver (propose, apply) — next issue
-//!       ├ raft                     — next issue
+//!    └ etcdserver                  the raft node (Ready loop thread), propose and wait,
+//!       │                          read index, the apply channel (apply: next issue)
+//!       ├ raft                     raft-rs storage over the WAL, .snap files, raftpb codec
 //!       │  └ storage::wal          etcd's WAL format: segments, chained CRC, repair
 //!       └ storage::mvcc, lease     revisions, keyIndex, treeIndex (the kv store: next issue)
 //!          └ storage::backend      batch tx, concurrent reads, defrag, hash
@@ -17,5 +18,7 @@
 //! always-on histogram and a `tracing` span per measurement.
 
 pub mod api;
+pub mod etcdserver;
 pub mod pb;
+pub mod raft;
 pub mod storage;

@@ -34,6 +34,11 @@ impl Gauge {
     pub fn set(&self, v: i64) {
         self.0.store(v, Relaxed);
     }
+    /// Adds `d` (negative to subtract).
+    #[inline]
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Relaxed);
+    }
     pub fn get(&self) -> i64 {
         self.0.load(Relaxed)
     }
@@ -66,6 +71,12 @@ pub struct Metrics {
     pub mvcc_treeindex_lock_wait: Histogram,
     /// [`names::MVCC_TREEINDEX_LOCK_HOLD`]
     pub mvcc_treeindex_lock_hold: Histogram,
+    /// [`names::RAFT_PROPOSE_COMMIT`]
+    pub raft_propose_commit: Histogram,
+    /// [`names::RAFT_READY`]
+    pub raft_ready: Histogram,
+    /// [`names::RAFT_APPLY_QUEUE`]
+    pub raft_apply_queue: Histogram,
 
     /// Backend commits done.
     pub backend_commits: Counter,
@@ -79,6 +90,26 @@ pub struct Metrics {
     pub backend_db_size_in_use: Gauge,
     /// Free pages in the freelist at the last commit.
     pub freelist_free_pages: Gauge,
+
+    /// Raft entries committed by this process (etcd's `proposals_committed_total` is the commit
+    /// index: [`Metrics::raft_commit_index`]).
+    pub raft_proposals_committed: Counter,
+    /// Raft entries the applier reported applied by this process.
+    pub raft_proposals_applied: Counter,
+    /// Proposals that failed: refused by raft, or timed out waiting for their result.
+    pub raft_proposals_failed: Counter,
+    /// Proposals waiting for their result.
+    pub raft_proposals_pending: Gauge,
+    /// Times this member saw the leader change (including to "no leader").
+    pub raft_leader_changes: Counter,
+    /// The current raft term.
+    pub raft_term: Gauge,
+    /// The raft commit index.
+    pub raft_commit_index: Gauge,
+    /// The index the applier last reported applied.
+    pub raft_applied_index: Gauge,
+    /// 1 while this member is the leader, else 0.
+    pub raft_is_leader: Gauge,
 }
 
 impl Metrics {
@@ -109,6 +140,9 @@ impl Metrics {
             names::WAL_FSYNC => &self.wal_fsync,
             names::MVCC_TREEINDEX_LOCK_WAIT => &self.mvcc_treeindex_lock_wait,
             names::MVCC_TREEINDEX_LOCK_HOLD => &self.mvcc_treeindex_lock_hold,
+            names::RAFT_PROPOSE_COMMIT => &self.raft_propose_commit,
+            names::RAFT_READY => &self.raft_ready,
+            names::RAFT_APPLY_QUEUE => &self.raft_apply_queue,
             _ => return None,
         })
     }
