@@ -96,7 +96,8 @@ pub struct Metrics {
     pub raft_proposals_committed: Counter,
     /// Raft entries the applier reported applied by this process.
     pub raft_proposals_applied: Counter,
-    /// Proposals that failed: refused by raft, or timed out waiting for their result.
+    /// Proposals that failed: refused (no leader, node stopped), or timed out waiting for
+    /// their result (counted where the caller learns it: `propose_and_wait`, as etcd does).
     pub raft_proposals_failed: Counter,
     /// Proposals waiting for their result.
     pub raft_proposals_pending: Gauge,

@@ -30,6 +30,7 @@ mod wait;
 pub use error::{Result, ServerError};
 pub use raft_node::{
     Apply, ApplyNotify, ApplyRx, Committed, ProposalHandle, RaftNode, RaftNodeConfig,
-    ReadIndexHandle, SnapshotHandle, Status, Ticks, DEFAULT_APPLY_QUEUE, MAX_BATCH,
+    ReadIndexHandle, SnapshotHandle, Status, Ticks, DEFAULT_APPLY_QUEUE, DEFAULT_SNAPSHOT_COUNT,
+    MAX_BATCH,
 };
 pub use wait::{RequestIds, Wait, Waiter};

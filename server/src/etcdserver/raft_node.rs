@@ -5,7 +5,7 @@
 //! - **The raft thread** (a dedicated OS thread, `raft-<id>`) owns the `RawNode`, its storage
 //!   and so the WAL (which is `Send`, not `Sync`, and does blocking fdatasyncs: it does not
 //!   belong on a tokio worker). Nothing else touches raft state, so there are no locks.
-//! - **In**: one unbounded std `mpsc` channel of [`Msg`]: proposals, read-index requests,
+//! - **In**: one unbounded std `mpsc` channel of `Msg`s: proposals, read-index requests,
 //!   ticks, messages from peers, applied-index reports, snapshot requests, stop. Unbounded
 //!   because every sender is waiting for an answer (proposals and reads are bounded by the
 //!   requests in flight) or is the ticker; the loop drains up to [`MAX_BATCH`] messages per
@@ -22,7 +22,7 @@
 //!   (tokio's clock, paused in tests) or received blocking by a thread.
 //!
 //! # The Ready loop
-//! [`Node::on_ready`] is one function, in raft-rs's documented order: messages, snapshot,
+//! `Node::on_ready` is one function, in raft-rs's documented order: messages, snapshot,
 //! committed entries, append + hard state (one WAL save), persisted messages, advance, light
 //! ready (commit index, messages, committed entries), advance_apply.
 //!
@@ -31,12 +31,24 @@
 //! that are already persisted, so Glass's [`Apply::notify`] goes the other way: the applier
 //! reports what it has applied (etcd reads a shared `appliedi` for the same purpose).
 //!
+//! The commit index raft-rs reports in a light ready is written with the *next* Ready's save
+//! (and at a clean stop), not in a save of its own: one save per Ready. A crash can so leave
+//! the WAL's commit index behind what was committed — harmless, since restart takes the
+//! applier's applied index as committed and a new leader commits the rest of its log.
+//!
+//! # Snapshots
+//! The applier asks ([`RaftNode::snapshot_due`] after each batch: more than `snapshot_count`
+//! entries since the last one), handing over the state machine's snapshot data; the raft
+//! thread writes the `.snap` file, the WAL's snapshot record, compacts the in-memory log
+//! (keeping the catch-up entries), releases WAL segments and purges old files. Stopping waits
+//! for the applier to take a batch when the apply channel is full.
+//!
 //! # Single member
 //! A new data directory gets etcd's bootstrap entries (one `ConfChangeAddNode` per initial
-//! member); when this member is the only voter it campaigns at once — at start and at every
-//! restart — and is leader before the first tick, as etcd's single-member clusters are.
-//! Proposals on a member that is not the leader are refused for now (etcd forwards them to
-//! the leader; that comes with peers).
+//! member); when this member is the only voter it campaigns as soon as raft has handed those
+//! out — at start and at every restart — and is leader before the first tick, as etcd's
+//! single-member clusters are. Proposals on a member that is not the leader are refused for
+//! now (etcd forwards them to the leader; that comes with peers).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +82,8 @@ const MAX_UNCOMMITTED_SIZE: u64 = 1 << 30;
 pub const MAX_BATCH: usize = 4096;
 /// Apply batches the channel to the applier holds.
 pub const DEFAULT_APPLY_QUEUE: usize = 1024;
+/// etcd 3.4's default `--snapshot-count`.
+pub const DEFAULT_SNAPSHOT_COUNT: u64 = 100_000;
 
 /// Where ticks come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +112,9 @@ pub struct RaftNodeConfig {
     pub ticks: Ticks,
     /// Capacity of the apply channel, in batches.
     pub apply_queue: usize,
+    /// etcd's `--snapshot-count`: a snapshot is due once this many entries were applied since
+    /// the last one ([`RaftNode::snapshot_due`]); 0 never.
+    pub snapshot_count: u64,
     /// Files: WAL and snapshot directories, file system, segment size, files kept.
     pub storage: StorageOptions,
     /// Where measurements go (also used by the WAL: `storage.metrics` is replaced by it).
@@ -119,6 +136,7 @@ impl RaftNodeConfig {
             election_timeout: Duration::from_millis(1000),
             ticks: Ticks::Interval,
             apply_queue: DEFAULT_APPLY_QUEUE,
+            snapshot_count: DEFAULT_SNAPSHOT_COUNT,
             storage: StorageOptions::new(member_dir),
             metrics: Arc::new(Metrics::new()),
         }
@@ -309,6 +327,9 @@ struct Shared {
     commit: AtomicU64,
     applied: AtomicU64,
     snapshot_index: AtomicU64,
+    /// The highest index a snapshot was asked for (so that one is not asked twice).
+    snapshot_asked: AtomicU64,
+    snapshot_count: u64,
     first_index: AtomicU64,
     last_index: AtomicU64,
     stopped: AtomicBool,
@@ -411,9 +432,13 @@ impl RaftNode {
         let (apply_tx, apply_rx) = mpsc::sync_channel(cfg.apply_queue.max(1));
         let shared = Arc::new(Shared {
             id: cfg.id,
+            snapshot_count: cfg.snapshot_count,
             ..Shared::default()
         });
-        shared.applied.store(opened.applied, Ordering::Relaxed);
+        // What the applier has applied; a snapshot to restore (below) moves it when applied.
+        let applied = cfg.applied.min(opened.applied);
+        shared.applied.store(applied, Ordering::Relaxed);
+        cfg.metrics.raft_applied_index.set(applied as i64);
         let mut node = Node {
             raw,
             rx,
@@ -426,7 +451,7 @@ impl RaftNode {
             reads_unsent: Vec::new(),
             reads_sent: HashMap::new(),
             reads_waiting: Vec::new(),
-            applied: opened.applied,
+            applied,
             leader: 0,
             campaign: single,
             stopping: false,
@@ -511,7 +536,9 @@ impl RaftNode {
 
     /// Proposes `data` and waits for the applier's result for request `id` (etcd's
     /// `processInternalRaftRequestOnce`): registered before proposing, so the result cannot
-    /// come before the waiter; [`ServerError::Timeout`] after `timeout`.
+    /// come before the waiter; a proposal raft drops fails at once with
+    /// [`ServerError::ProposalDropped`]; otherwise [`ServerError::Timeout`] after `timeout`.
+    /// Counts pending and failed proposals.
     pub async fn propose_and_wait<T>(
         &self,
         wait: &Wait<T>,
@@ -523,7 +550,18 @@ impl RaftNode {
         let waiter = wait.register(id)?;
         m.raft_proposals_pending.add(1);
         let r = match self.propose(data) {
-            Ok(_commit) => waiter.wait(timeout).await,
+            Ok(commit) => {
+                let both = async {
+                    // Committed, or the node is gone (then only the timeout can end this).
+                    if let Ok(Err(e)) = commit.rx.await {
+                        return Err(e);
+                    }
+                    waiter.recv().await
+                };
+                tokio::time::timeout(timeout, both)
+                    .await
+                    .unwrap_or(Err(ServerError::Timeout))
+            }
             Err(e) => Err(e),
         };
         m.raft_proposals_pending.add(-1);
@@ -548,9 +586,25 @@ impl RaftNode {
     /// it is compacted and old WAL segments and snapshot files purged. Never blocks: call it
     /// from the applier (which the raft thread may be waiting on).
     pub fn snapshot(&self, index: u64, data: Vec<u8>) -> Result<SnapshotHandle> {
+        self.inner
+            .shared
+            .snapshot_asked
+            .fetch_max(index, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
         self.send(Msg::Snapshot { index, data, reply })?;
         Ok(SnapshotHandle { rx })
+    }
+
+    /// Whether the applier, having applied up to `applied`, should ask for a snapshot: more
+    /// than `snapshot_count` entries since the last one taken or asked for (etcd's
+    /// `triggerSnapshot`).
+    pub fn snapshot_due(&self, applied: u64) -> bool {
+        let s = &self.inner.shared;
+        let last = s
+            .snapshot_index
+            .load(Ordering::Relaxed)
+            .max(s.snapshot_asked.load(Ordering::Relaxed));
+        s.snapshot_count > 0 && applied.saturating_sub(last) > s.snapshot_count
     }
 
     /// A message from a peer.
@@ -673,10 +727,8 @@ impl Node {
         let r = self.run_loop();
         let shared = self.shared.clone();
         shared.stopped.store(true, Ordering::Relaxed);
-        for (_, p) in std::mem::take(&mut self.proposals) {
-            drop(p.reply);
-            self.metrics.raft_proposals_failed.inc();
-        }
+        // Proposals in flight: their handles see the node gone.
+        self.proposals.clear();
         let mut store = self.raw.raft.r.raft_log.store;
         // A clean stop writes the commit index of the last light ready, which would otherwise
         // wait for the next Ready's save; close syncs it.
@@ -798,7 +850,6 @@ impl Node {
         span: Span,
     ) {
         if self.raw.raft.state != StateRole::Leader {
-            self.metrics.raft_proposals_failed.inc();
             let _ = reply.send(Err(ServerError::ProposalDropped));
             return;
         }
@@ -820,7 +871,6 @@ impl Node {
             }
             Err(e) => {
                 debug!(error = %e, "raft dropped a proposal");
-                self.metrics.raft_proposals_failed.inc();
                 let _ = reply.send(Err(ServerError::ProposalDropped));
             }
         }
@@ -1041,7 +1091,6 @@ impl Node {
                 drop(p.span);
                 let _ = p.reply.send(Ok(Committed { index, term }));
             } else {
-                self.metrics.raft_proposals_failed.inc();
                 let _ = p.reply.send(Err(ServerError::ProposalDropped));
             }
         }

@@ -115,6 +115,12 @@ impl<T> Waiter<T> {
         }
     }
 
+    /// The value, with no timeout of its own; [`ServerError::Timeout`] when the id was
+    /// cancelled (nobody will answer).
+    pub async fn recv(mut self) -> Result<T> {
+        (&mut self.rx).await.map_err(|_| ServerError::Timeout)
+    }
+
     /// [`Waiter::wait`] for a thread outside a runtime, with no timeout.
     pub fn blocking_wait(mut self) -> Result<T> {
         // `Drop` keeps the receiver from being moved out: swap in a closed one.

@@ -97,20 +97,19 @@ fn decode_state(mut b: &[u8]) -> Vec<Vec<u8>> {
 
 /// The applier of these tests: applies every batch to a [`Model`], "persists" its consistent
 /// index in `consistent`, answers waiters with the entry's index, reports back, and asks for
-/// a snapshot every `snapshot_every` entries.
+/// a snapshot (of its model) when the node says one is due, when `snapshots`.
 fn spawn_applier(
     rx: ApplyRx,
     node: RaftNode,
     wait: Wait<u64>,
     consistent: Arc<AtomicU64>,
-    snapshot_every: u64,
+    snapshots: bool,
 ) -> JoinHandle<Model> {
     std::thread::spawn(move || {
         let mut m = Model {
             applied: consistent.load(Ordering::SeqCst),
             ..Model::default()
         };
-        let mut last_snap = m.applied;
         while let Some(a) = rx.recv() {
             if let Some(s) = &a.snapshot {
                 let index = s.get_metadata().index;
@@ -118,7 +117,6 @@ fn spawn_applier(
                 m.state = decode_state(&s.data);
                 m.applied = index;
                 m.restored_from = Some(index);
-                last_snap = index;
             }
             for e in &a.entries {
                 assert_eq!(e.index, m.applied + 1, "delivered in order, exactly once");
@@ -138,10 +136,9 @@ fn spawn_applier(
             assert_eq!(a.last_index(), m.applied);
             consistent.store(m.applied, Ordering::SeqCst);
             a.notify.applied();
-            if snapshot_every > 0 && m.applied - last_snap >= snapshot_every {
-                last_snap = m.applied;
-                // A refused request (a race with nothing) is not an error here; a failed node
-                // shows elsewhere.
+            if snapshots && node.snapshot_due(m.applied) {
+                // The answer is not awaited here (the raft thread may be waiting for this
+                // applier); a failed node shows elsewhere.
                 let _ = node.snapshot(m.applied, encode_state(&m.state));
             }
         }
@@ -155,10 +152,18 @@ struct Running {
     applier: JoinHandle<Model>,
 }
 
-fn start(cfg: RaftNodeConfig, consistent: Arc<AtomicU64>, snapshot_every: u64) -> Running {
+/// Starts a node and the test applier; `snapshot_count` 0 takes no snapshots.
+fn start(mut cfg: RaftNodeConfig, consistent: Arc<AtomicU64>, snapshot_count: u64) -> Running {
+    cfg.snapshot_count = snapshot_count;
     let (node, rx) = RaftNode::start(cfg).unwrap();
     let wait = Wait::new();
-    let applier = spawn_applier(rx, node.clone(), wait.clone(), consistent, snapshot_every);
+    let applier = spawn_applier(
+        rx,
+        node.clone(),
+        wait.clone(),
+        consistent,
+        snapshot_count > 0,
+    );
     Running {
         node,
         wait,
@@ -171,6 +176,18 @@ impl Running {
         self.node.stop().unwrap();
         self.applier.join().unwrap()
     }
+}
+
+/// Polls the node's status until `done` (the applier runs on its own thread).
+fn wait_for(node: &RaftNode, done: impl Fn(&Status) -> bool) -> Status {
+    for _ in 0..20_000 {
+        let s = node.status();
+        if done(&s) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("status never got there: {:?}", node.status());
 }
 
 /// Proposes and waits for the commit, on this thread.
@@ -247,8 +264,9 @@ fn proposals_commit_in_order_persist_and_apply_exactly_once() {
     sorted.dedup();
     assert_eq!(sorted.len(), 50, "each caller got its own entry's index");
     assert!(r.wait.is_empty());
-    let m = r.stop();
     let last = 102 + 50;
+    wait_for(&r.node, |s| s.applied == last);
+    let m = r.stop();
     assert_eq!(m.delivered, (1..=last).collect::<Vec<_>>());
     assert_eq!(m.state.len(), 150);
     assert_eq!(&m.state[0], &payload(1, "put k1"));
@@ -348,10 +366,12 @@ fn a_crash_at_any_write_or_sync_loses_no_acknowledged_proposal() {
             let mut acked: Vec<Vec<u8>> = Vec::new();
             let mut attempted: Vec<Vec<u8>> = Vec::new();
             let consistent = Arc::new(AtomicU64::new(0));
-            let completed = match RaftNode::start(config(&fs, 0)) {
+            let mut cfg = config(&fs, 0);
+            cfg.snapshot_count = 4;
+            let completed = match RaftNode::start(cfg) {
                 Err(_) => false,
                 Ok((node, rx)) => {
-                    let applier = spawn_applier(rx, node.clone(), Wait::new(), consistent, 5);
+                    let applier = spawn_applier(rx, node.clone(), Wait::new(), consistent, true);
                     let mut ok = true;
                     for i in 1..=16u64 {
                         let data = payload(i, &format!("value {i} {}", "x".repeat(i as usize)));
@@ -381,7 +401,7 @@ fn a_crash_at_any_write_or_sync_loses_no_acknowledged_proposal() {
             let image = fs.crash_image(crash);
             let (node, rx) = RaftNode::start(config(&image, 0))
                 .unwrap_or_else(|e| panic!("{what}: restart failed: {e}"));
-            let applier = spawn_applier(rx, node.clone(), Wait::new(), Arc::default(), 0);
+            let applier = spawn_applier(rx, node.clone(), Wait::new(), Arc::default(), false);
             // A proposal after the restart commits too: the node is healthy.
             let marker = payload(999, "after the crash");
             commit(&node, marker.clone())
@@ -421,10 +441,11 @@ fn snapshots_compact_and_purge_and_the_node_restarts() {
         )
         .unwrap();
     }
-    // The applier's last snapshot request is handled before the next message.
     commit(&r.node, payload(201, "last")).unwrap();
-    let s = r.node.status();
-    assert!(s.snapshot_index >= 190, "{s:?}");
+    // Once the applier has caught up, its last snapshot is at most 11 entries behind.
+    let s = wait_for(&r.node, |s| {
+        s.applied == 203 && s.snapshot_index + 11 >= 203
+    });
     assert!(s.first_index > s.snapshot_index - 5, "compacted: {s:?}");
     let m = r.stop();
     assert_eq!(m.state.len(), 201);
@@ -439,9 +460,10 @@ fn snapshots_compact_and_purge_and_the_node_restarts() {
         .count();
     assert!(wal_files <= 4, "purged to a few segments: {wal_files}");
 
-    // Restart where the applier is: nothing old comes back.
+    // Restart where the applier is: nothing old comes back. (This applier's model starts
+    // empty, so it must not write snapshots.)
     let applied = consistent.load(Ordering::SeqCst);
-    let r = start(config(&fs, applied), consistent.clone(), 10);
+    let r = start(config(&fs, applied), consistent.clone(), 0);
     commit(&r.node, payload(202, "more")).unwrap();
     let m2 = r.stop();
     assert_eq!(m2.delivered.first(), Some(&(applied + 1)));
@@ -534,7 +556,7 @@ fn a_stopped_node_refuses_and_waiters_time_out_with_etcds_message() {
 fn a_proposal_in_flight_when_the_wal_fails_times_out() {
     let fs = MemFs::new();
     let (node, rx) = RaftNode::start(config(&fs, 0)).unwrap();
-    let applier = spawn_applier(rx, node.clone(), Wait::new(), Arc::default(), 0);
+    let applier = spawn_applier(rx, node.clone(), Wait::new(), Arc::default(), false);
     commit(&node, payload(1, "ok")).unwrap();
     // The next write fails: the node stops (etcd exits), the proposer hears the timeout.
     fs.crash_after(0);
