@@ -724,9 +724,25 @@ impl Node {
     /// The raft thread: the loop, then the WAL closed (synced). Dropping the node closes the
     /// apply channel and every waiter's channel.
     fn run(mut self) {
-        let r = self.run_loop();
         let shared = self.shared.clone();
+        // raft-rs panics (`fatal!`) when its invariants break: record it as the node's failure
+        // instead of losing it with the thread. The WAL is then left as it is (no more writes).
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
         shared.stopped.store(true, Ordering::Relaxed);
+        let r = match r {
+            Ok(r) => r,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!(panic = %msg, "the raft thread panicked");
+                *shared.fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("raft panicked: {msg}"));
+                return;
+            }
+        };
         // Proposals in flight: their handles see the node gone.
         self.proposals.clear();
         let mut store = self.raw.raft.r.raft_log.store;

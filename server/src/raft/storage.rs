@@ -821,6 +821,35 @@ mod tests {
         assert_eq!(o3.applied, index);
     }
 
+    /// A snapshot from a leader replaces the log; the node restarts from it.
+    #[test]
+    fn a_received_snapshot_replaces_the_log() {
+        let fs = MemFs::new();
+        let o = opts(&fs);
+        let mut st = RaftStorage::open(&boot(0), o.clone()).unwrap().storage;
+        st.save(Some(&hs(2, ID, 2)), &[ent(2, 2, "a"), ent(3, 2, "b")])
+            .unwrap();
+        let mut snap = Snapshot {
+            data: Bytes::from_static(b"leader state"),
+            ..Default::default()
+        };
+        let m = snap.mut_metadata();
+        m.index = 40;
+        m.term = 5;
+        m.mut_conf_state().voters = vec![ID, 2, 3];
+        st.apply_snapshot(snap.clone()).unwrap();
+        assert_eq!((st.first(), st.last()), (41, 40));
+        assert_eq!(st.term(40).unwrap(), 5);
+        assert_eq!(st.conf_state().voters, [ID, 2, 3]);
+        assert_eq!(st.hard_state().commit, 40);
+        st.save(Some(&hs(5, 2, 41)), &[ent(41, 5, "c")]).unwrap();
+        st.close().unwrap();
+        let o2 = RaftStorage::open(&boot(0), o).unwrap();
+        assert_eq!(o2.restore.as_ref(), Some(&snap));
+        assert_eq!((o2.storage.first(), o2.storage.last()), (41, 41));
+        assert_eq!(o2.storage.conf_state().voters, [ID, 2, 3]);
+    }
+
     #[test]
     fn a_snapshot_missing_from_the_wal_is_skipped() {
         let fs = MemFs::new();
