@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!   api                            etcd's wire types (the gRPC services: next issue)
-//!    └ etcdserver (propose, apply) — next issue
-//!       ├ raft                     — next issue
+//!    └ etcdserver                  the raft node (Ready loop thread), propose and wait,
+//!       │                          read index, the apply channel (apply: next issue)
+//!       ├ raft                     raft-rs storage over the WAL, .snap files, raftpb codec
 //!       │  └ storage::wal          etcd's WAL format: segments, chained CRC, repair
 //!       └ storage::mvcc, lease     the revisioned kv store: txns, treeIndex, compaction
 //!          └ storage::backend      batch tx, concurrent reads, defrag, hash
@@ -21,5 +22,7 @@
 
 pub mod api;
 pub mod config;
+pub mod etcdserver;
 pub mod pb;
+pub mod raft;
 pub mod storage;

@@ -53,10 +53,11 @@ pub struct CaptureGuard {
     _anchor: tracing::Dispatch,
 }
 
-/// The shared list of closed spans; clone it freely.
+/// The shared list of closed spans (and events, as text); clone it freely.
 #[derive(Clone, Default)]
 pub struct Capture {
     spans: Arc<Mutex<Vec<CapturedSpan>>>,
+    events: Arc<Mutex<Vec<String>>>,
 }
 
 impl Capture {
@@ -88,6 +89,11 @@ impl Capture {
         self.spans.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Every event so far, as `target: message field=value…`.
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     /// Closed spans with this name.
     pub fn spans_named(&self, name: &str) -> Vec<CapturedSpan> {
         self.spans()
@@ -114,6 +120,22 @@ where
             if let Some(fields) = span.extensions_mut().get_mut::<Fields>() {
                 values.record(fields);
             }
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let mut text = format!("{}:", event.metadata().target());
+        for (k, v) in &fields.0 {
+            if k == "message" {
+                text = format!("{text} {v}");
+            } else {
+                text = format!("{text} {k}={v}");
+            }
+        }
+        if let Ok(mut events) = self.events.lock() {
+            events.push(text);
         }
     }
 

@@ -34,6 +34,11 @@ impl Gauge {
     pub fn set(&self, v: i64) {
         self.0.store(v, Relaxed);
     }
+    /// Adds `d` (negative to subtract).
+    #[inline]
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Relaxed);
+    }
     pub fn get(&self) -> i64 {
         self.0.load(Relaxed)
     }
@@ -82,6 +87,12 @@ pub struct Metrics {
     pub mvcc_compaction_pause: Histogram,
     /// [`names::MVCC_RESTORE`]
     pub mvcc_restore: Histogram,
+    /// [`names::RAFT_PROPOSE_COMMIT`]
+    pub raft_propose_commit: Histogram,
+    /// [`names::RAFT_READY`]
+    pub raft_ready: Histogram,
+    /// [`names::RAFT_APPLY_QUEUE`]
+    pub raft_apply_queue: Histogram,
 
     /// Backend commits done.
     pub backend_commits: Counter,
@@ -103,6 +114,27 @@ pub struct Metrics {
     pub mvcc_current_revision: Gauge,
     /// The MVCC store's last compaction revision (-1 before the first).
     pub mvcc_compact_revision: Gauge,
+
+    /// Raft entries committed by this process (etcd's `proposals_committed_total` is the commit
+    /// index: [`Metrics::raft_commit_index`]).
+    pub raft_proposals_committed: Counter,
+    /// Raft entries the applier reported applied by this process.
+    pub raft_proposals_applied: Counter,
+    /// Proposals that failed: refused (no leader, node stopped), or timed out waiting for
+    /// their result (counted where the caller learns it: `propose_and_wait`, as etcd does).
+    pub raft_proposals_failed: Counter,
+    /// Proposals waiting for their result.
+    pub raft_proposals_pending: Gauge,
+    /// Times this member saw the leader change (including to "no leader").
+    pub raft_leader_changes: Counter,
+    /// The current raft term.
+    pub raft_term: Gauge,
+    /// The raft commit index.
+    pub raft_commit_index: Gauge,
+    /// The index the applier last reported applied.
+    pub raft_applied_index: Gauge,
+    /// 1 while this member is the leader, else 0.
+    pub raft_is_leader: Gauge,
 }
 
 impl Metrics {
@@ -141,6 +173,9 @@ impl Metrics {
             names::MVCC_COMPACTION => &self.mvcc_compaction,
             names::MVCC_COMPACTION_PAUSE => &self.mvcc_compaction_pause,
             names::MVCC_RESTORE => &self.mvcc_restore,
+            names::RAFT_PROPOSE_COMMIT => &self.raft_propose_commit,
+            names::RAFT_READY => &self.raft_ready,
+            names::RAFT_APPLY_QUEUE => &self.raft_apply_queue,
             _ => return None,
         })
     }

@@ -110,4 +110,18 @@ measurements! {
     /// (of the key bucket), `keys`, `revision`, `compact_revision`.
     MVCC_RESTORE = "mvcc.restore", Nanoseconds,
         "Time to rebuild the MVCC key index from the backend at start-up.";
+    /// One proposal, from the moment the raft node took it to the moment its entry was
+    /// committed and queued for the applier (measured by the leader, which knows the entry's
+    /// index). Span fields: `index`, `term`.
+    RAFT_PROPOSE_COMMIT = "raft.propose_commit", Nanoseconds,
+        "Time from a proposal to the commit of its entry.";
+    /// Handling one raft Ready: messages, snapshot, committed entries, the WAL save (one per
+    /// Ready), advance and the light ready. Span fields: `entries` (appended), `committed`,
+    /// `messages`.
+    RAFT_READY = "raft.ready", Nanoseconds,
+        "Time to handle one raft Ready, WAL save included.";
+    /// Time a batch of committed entries waited in the apply channel before the applier took
+    /// it. Span fields: `entries`.
+    RAFT_APPLY_QUEUE = "raft.apply_queue", Nanoseconds,
+        "Time committed entries wait in the apply queue before the applier takes them.";
 }

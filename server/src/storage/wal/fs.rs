@@ -48,6 +48,8 @@ pub trait WalFs: Send + Sync + fmt::Debug {
     fn exists(&self, path: &Path) -> bool;
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Removes a file (a purged segment or snapshot); a missing file is not an error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Renames a file or a directory; open files stay open and locked.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// fsync of a directory, making renames and new names in it durable.
@@ -128,6 +130,12 @@ impl WalFs for OsFs {
     }
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
         match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r,
         }
@@ -438,6 +446,11 @@ impl WalFs for MemFs {
         let mut s = self.alive()?;
         s.files.retain(|p, _| !p.starts_with(dir));
         s.dirs.retain(|p| !p.starts_with(dir));
+        Ok(())
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.alive()?;
+        s.files.remove(path);
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

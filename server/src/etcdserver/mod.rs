@@ -1,0 +1,36 @@
+//! The etcd server layer: proposals in, the raft log's committed entries out to the applier,
+//! results back to the waiting callers (etcd's `etcdserver`).
+//!
+//! Contract: a proposal's caller gets the applier's result for its request id, or etcd's
+//! `etcdserver: request timed out` — never a success for an entry that is not committed, and
+//! an entry whose commit was acknowledged survives a crash. Committed entries reach the
+//! applier in log order, each exactly once per process; after a restart, from the index
+//! after the applier's reported applied (consistent) index. A linearizable read waits until
+//! the applier has applied everything committed when it was asked. Every `snapshot_count`
+//! applied entries the applier asks for a snapshot, which compacts the log and lets old WAL
+//! segments and snapshot files go.
+//!
+//! Calls go down only: `raft_node` → `raft` (storage, snapshot files, codec) → `storage::wal`.
+//!
+//! # Layout
+//! - `raft_node` — [`RaftNode`]: the raft thread and its Ready loop; propose, read index,
+//!   snapshot, status; the [`Apply`] batches and the applier's end of their channel;
+//! - `wait` — [`Wait`], etcd's `pkg/wait` registry of callers by request id, and
+//!   [`RequestIds`], etcd's `idutil` generator;
+//! - `error` — [`ServerError`], with etcd's messages.
+//!
+//! (Next: `server.rs` — the KV requests as `InternalRaftRequest`s through `propose_and_wait`;
+//! `apply.rs` — the applier over mvcc with the consistent index; `read_index.rs` — batching
+//! linearizable reads as etcd's `linearizableReadLoop` does.)
+
+mod error;
+mod raft_node;
+mod wait;
+
+pub use error::{Result, ServerError};
+pub use raft_node::{
+    Apply, ApplyNotify, ApplyRx, Committed, ProposalHandle, RaftNode, RaftNodeConfig,
+    ReadIndexHandle, SnapshotHandle, Status, Ticks, DEFAULT_APPLY_QUEUE, DEFAULT_SNAPSHOT_COUNT,
+    MAX_BATCH,
+};
+pub use wait::{RequestIds, Wait, Waiter};
