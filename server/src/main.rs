@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         return match run(cli) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("glassd: {e:#}");
+                eprintln!("glassd: {}", error_text(&e));
                 ExitCode::from(1)
             }
         };
@@ -174,8 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             btree::dump(&mut tx, &mut |line| writeln!(out, "{line}"))?;
         }
         Bolt::Stats { file } => {
-            let db = btree::Db::open(&file, Options::default())
-                .with_context(|| format!("open {}", file.display()))?;
+            let db = open_ro(&file)?;
             let st = db.stats();
             let mut tx = db.begin_read()?;
             let fs = btree::file_stats(&mut tx)?;
@@ -331,4 +330,21 @@ fn open_ro(file: &std::path::Path) -> anyhow::Result<btree::Db> {
         },
     )
     .with_context(|| format!("open {}", file.display()))
+}
+
+/// The error and its causes on one line, without repeating what a message already says (the
+/// engine's I/O errors name their path and cause themselves).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.iter().any(|p| p.contains(&s)) {
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if s.starts_with(last.as_str()) => *last = s,
+            _ => parts.push(s),
+        }
+    }
+    parts.join(": ")
 }

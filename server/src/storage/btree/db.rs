@@ -27,7 +27,8 @@ const MAX_GROW_STEP: u64 = 64 << 20;
 /// How to open a file.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Open for reading only (shared lock; no write txs; the freelist is not loaded).
+    /// Open for reading only (shared lock; no write txs; the freelist is loaded only when it is
+    /// stored, for statistics).
     pub read_only: bool,
     /// The freelist algorithm (etcd's `--backend-bbolt-freelist-type`).
     pub freelist_type: FreelistType,
@@ -192,26 +193,25 @@ impl Db {
             writer_free: Condvar::new(),
             options,
         });
-        if !inner.options.read_only {
-            // Load the freelist: from its page, or by finding every unreachable page.
+        let read_only = inner.options.read_only;
+        // A writer needs the freelist. A reader loads it only for statistics, and only when it
+        // is stored (a scan would make every read-only open read the whole file); a damaged
+        // freelist does not stop a read-only open (`check` reports it).
+        if !read_only || meta.freelist != PGID_NO_FREELIST {
             let mut tx = Tx::new(inner.clone(), view, meta, None);
             tx.set_unregistered();
-            let ids = if meta.freelist == PGID_NO_FREELIST {
-                free_pages_by_scan(&tx)?
-            } else {
-                tx.page(meta.freelist)?.freelist_ids()?
-            };
+            let loaded = load_freelist_ids(&tx, &meta);
             drop(tx);
-            // A damaged freelist page must not hand out pages past the end of the data: the
-            // commit would grow the file to reach them.
-            if let Some(bad) = ids.iter().find(|&&id| id >= meta.pgid) {
-                return Err(Error::corrupt(
-                    meta.freelist,
-                    format!("freed page {bad} beyond the high-water mark {}", meta.pgid),
-                ));
+            match loaded {
+                Ok(ids) => {
+                    freelist.read_ids(&ids);
+                    *lock(&inner.writer) = Some(Writer { freelist });
+                }
+                Err(e) if read_only => {
+                    tracing::debug!(error = %e, "read-only open without freelist statistics");
+                }
+                Err(e) => return Err(e),
             }
-            freelist.read_ids(&ids);
-            *lock(&inner.writer) = Some(Writer { freelist });
         }
         let db = Db { inner };
         db.update_gauges();
@@ -321,7 +321,8 @@ impl Db {
         &self.inner.options.metrics
     }
 
-    /// Current statistics. Waits for the write lock when a write tx is open (for the freelist).
+    /// Current statistics. The freelist figures are zero while a write tx holds the freelist,
+    /// and when a read-only open found none stored.
     pub fn stats(&self) -> DbStats {
         let (meta, file_bytes) = {
             let s = lock(&self.inner.shared);
@@ -374,6 +375,24 @@ fn release_pages(fl: &mut Freelist, readers: &BTreeMap<Txid, usize>, _current: T
         minid = t + 1;
     }
     fl.release_range(minid, u64::MAX);
+}
+
+/// The free page ids: from the freelist page, or by finding every unreachable page.
+fn load_freelist_ids(tx: &Tx, meta: &Meta) -> Result<Vec<Pgid>> {
+    let ids = if meta.freelist == PGID_NO_FREELIST {
+        free_pages_by_scan(tx)?
+    } else {
+        tx.page(meta.freelist)?.freelist_ids()?
+    };
+    // A damaged freelist page must not hand out pages past the end of the data: the commit
+    // would grow the file to reach them.
+    if let Some(bad) = ids.iter().find(|&&id| id >= meta.pgid) {
+        return Err(Error::corrupt(
+            meta.freelist,
+            format!("freed page {bad} beyond the high-water mark {}", meta.pgid),
+        ));
+    }
+    Ok(ids)
 }
 
 /// Every page id in `2..pgid` not reachable from the root: the freelist when it is not stored.
