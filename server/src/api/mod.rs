@@ -5,4 +5,9 @@
 //! own error enums and `status.rs` maps them to etcd's codes and messages.
 //!
 //! # Layout
-//! (the services come with the single-member issue; the wire types are in [`crate::pb`])
+//! - `status` — etcd's gRPC errors (codes and messages, character for character) and the
+//!   mapping of the lower layers' errors onto them.
+//!
+//! The services come with the single-member issue; the wire types are in [`crate::pb`].
+
+pub mod status;
