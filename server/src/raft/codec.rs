@@ -45,6 +45,8 @@ use ::raft::eraftpb::{
 };
 use bytes::Bytes;
 
+use crate::pb::wire::{put_uvarint, ProtoReader, Wire};
+
 /// Bytes that are not the message they should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecError {
@@ -64,15 +66,7 @@ impl std::error::Error for CodecError {}
 type Result<T> = std::result::Result<T, CodecError>;
 
 // ---------------------------------------------------------------------------------------------
-// Wire primitives
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+// Wire primitives (the reader and varint writer are `crate::pb::wire`'s)
 
 /// A varint field: key `field << 3 | 0`, then the value.
 fn put_varint_field(out: &mut Vec<u8>, field: u8, v: u64) {
@@ -87,25 +81,16 @@ fn put_bytes_field(out: &mut Vec<u8>, field: u8, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Wire<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    /// Fixed 32- or 64-bit: skipped, no raftpb field uses them.
-    Fixed,
-}
-
+/// A field reader that names the message in its errors.
 struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    inner: ProtoReader<'a>,
     message: &'static str,
 }
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8], message: &'static str) -> Self {
         Reader {
-            buf,
-            pos: 0,
+            inner: ProtoReader::new(buf),
             message,
         }
     }
@@ -117,59 +102,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| self.err("truncated varint"))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint overflows 64 bits"))
-    }
-
-    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
-        let end = usize::try_from(n)
-            .ok()
-            .and_then(|n| self.pos.checked_add(n))
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err("field runs past the end"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
     fn next(&mut self) -> Result<Option<(u64, Wire<'a>)>> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let field = key >> 3;
-        if field == 0 {
-            return Err(self.err("illegal field number 0"));
-        }
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Wire::Fixed
-            }
-            2 => {
-                let n = self.varint()?;
-                Wire::Bytes(self.take(n)?)
-            }
-            5 => {
-                self.take(4)?;
-                Wire::Fixed
-            }
-            _ => return Err(self.err("unsupported wire type")),
-        };
-        Ok(Some((field, wire)))
+        let r = self.inner.next_field();
+        r.map_err(|e| self.err(e.0))
     }
 
     fn varint_of(&self, w: Wire<'_>) -> Result<u64> {
@@ -191,12 +126,12 @@ impl<'a> Reader<'a> {
         match w {
             Wire::Varint(v) => out.push(v),
             Wire::Bytes(b) => {
-                let mut r = Reader::new(b, self.message);
-                while r.pos < b.len() {
-                    out.push(r.varint()?);
+                let mut r = ProtoReader::new(b);
+                while !r.at_end() {
+                    out.push(r.varint().map_err(|e| self.err(e.0))?);
                 }
             }
-            Wire::Fixed => return Err(self.err("wrong wire type for a repeated uint64")),
+            _ => return Err(self.err("wrong wire type for a repeated uint64")),
         }
         Ok(())
     }

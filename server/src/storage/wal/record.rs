@@ -38,7 +38,7 @@
 //!
 //! Example: a crc record carrying 0 is `04 00 00 00 00 00 00 84 | 08 04 10 00 | 00 00 00 00`.
 
-use std::fmt;
+pub use crate::pb::wire::{put_uvarint, ProtoError, ProtoReader, Wire};
 
 /// Bytes of a frame's length field.
 pub const FRAME_HEADER: usize = 8;
@@ -80,25 +80,6 @@ impl<'a> Record<'a> {
     pub fn data(&self) -> &'a [u8] {
         self.data.unwrap_or(&[])
     }
-}
-
-/// Why bytes are not the protobuf they should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtoError(pub &'static str);
-
-impl fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// Appends `v` as a protobuf varint.
-pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// etcd's `encodeFrameSize`: the length field and the padding for a record of `n` bytes.
@@ -148,92 +129,6 @@ pub fn encode_frame(out: &mut Vec<u8>, kind: RecordType, crc: u32, data: Option<
     let (len_field, pad) = encode_frame_size(n);
     out[start..start + FRAME_HEADER].copy_from_slice(&len_field.to_le_bytes());
     out.resize(out.len() + pad, 0);
-}
-
-/// A value read off the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-    Fixed32(u32),
-}
-
-/// A minimal protobuf reader: fields in wire order, no schema.
-pub struct ProtoReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ProtoReader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        ProtoReader { buf, pos: 0 }
-    }
-
-    /// Bytes consumed so far.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    fn varint(&mut self) -> Result<u64, ProtoError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or(ProtoError("truncated varint"))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(ProtoError("varint overflows 64 bits"))
-    }
-
-    fn take(&mut self, n: u64) -> Result<&'a [u8], ProtoError> {
-        let n = usize::try_from(n).map_err(|_| ProtoError("length too large"))?;
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(ProtoError("field runs past the end"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    /// The next field, or `None` at the end of the buffer.
-    pub fn next_field(&mut self) -> Result<Option<(u64, Wire<'a>)>, ProtoError> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let field = key >> 3;
-        if field == 0 {
-            return Err(ProtoError("illegal field number 0"));
-        }
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(self.take(8)?);
-                Wire::Fixed64(u64::from_le_bytes(a))
-            }
-            2 => {
-                let n = self.varint()?;
-                Wire::Bytes(self.take(n)?)
-            }
-            5 => {
-                let mut a = [0u8; 4];
-                a.copy_from_slice(self.take(4)?);
-                Wire::Fixed32(u32::from_le_bytes(a))
-            }
-            // Groups (3, 4) are not used by any message the WAL holds.
-            _ => return Err(ProtoError("unsupported wire type")),
-        };
-        Ok(Some((field, wire)))
-    }
 }
 
 fn expect_varint(w: Wire<'_>) -> Result<u64, ProtoError> {

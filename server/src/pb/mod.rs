@@ -6,6 +6,8 @@
 //! `super::<package>::Type` (e.g. `super::mvccpb::KeyValue` inside `etcdserverpb`), so the
 //! modules sit side by side under this one.
 
+pub mod wire;
+
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
 }
