@@ -14,19 +14,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use glassd::pb::mvccpb::KeyValue;
-use glassd::storage::backend::{Backend, BackendConfig};
 use glassd::storage::mvcc::schema::KEY_BUCKET;
 use glassd::storage::mvcc::{
-    BucketKey, KvStore, KvStoreConfig, MvccError, RangeOptions, RangeResult, Revision,
+    BucketKey, KvStoreConfig, MvccError, RangeOptions, RangeResult, Revision,
 };
 use proptest::prelude::*;
 use prost::Message;
-use telemetry::Metrics;
 
 const KEYS: [&[u8]; 5] = [b"a", b"b", b"ba", b"c", b"d"];
 
@@ -222,71 +218,26 @@ impl Model {
     }
 }
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    metrics: Arc<Metrics>,
-    config: KvStoreConfig,
-    backend: Option<Arc<Backend>>,
-    store: Option<KvStore>,
-}
+mod common;
 
-fn open_backend(path: &Path, metrics: &Arc<Metrics>) -> Arc<Backend> {
-    let config = BackendConfig {
-        batch_interval: Duration::from_secs(3600),
-        batch_limit: 7,
-        ..BackendConfig::new(path, metrics.clone())
-    };
-    Arc::new(Backend::open(config).unwrap())
-}
+use common::mvcc::StoreEnv as Harness;
 
 impl Harness {
+    /// A store whose backend commits every 7 writes, so that commits fall inside txns.
     fn new(config: KvStoreConfig) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let metrics = Arc::new(Metrics::new());
-        let backend = open_backend(&path, &metrics);
-        let store = KvStore::open(backend.clone(), metrics.clone(), config.clone()).unwrap();
-        Harness {
-            _dir: dir,
-            path,
-            metrics,
-            config,
-            backend: Some(backend),
-            store: Some(store),
-        }
-    }
-
-    fn s(&self) -> &KvStore {
-        self.store.as_ref().unwrap()
-    }
-
-    fn reopen(&mut self) {
-        self.store = None;
-        let backend = self.backend.take().unwrap();
-        backend.close().unwrap();
-        drop(backend);
-        let backend = open_backend(&self.path, &self.metrics);
-        self.store = Some(
-            KvStore::open(backend.clone(), self.metrics.clone(), self.config.clone()).unwrap(),
-        );
-        self.backend = Some(backend);
+        Harness::open(config, 7)
     }
 
     fn bucket(&self) -> Vec<(BucketKey, KeyValue)> {
-        let mut out = Vec::new();
-        self.backend
-            .as_ref()
-            .unwrap()
-            .read_tx()
-            .for_each(KEY_BUCKET, |k, v| {
-                out.push((
-                    BucketKey::from_bytes(k).unwrap(),
-                    KeyValue::decode(v).unwrap(),
-                ))
+        self.raw_bucket(KEY_BUCKET)
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    BucketKey::from_bytes(&k).unwrap(),
+                    KeyValue::decode(v.as_slice()).unwrap(),
+                )
             })
-            .unwrap();
-        out
+            .collect()
     }
 }
 

@@ -6,12 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use glassd::pb::mvccpb::KeyValue;
-use glassd::storage::backend::{Backend, BackendConfig};
+use glassd::storage::backend::DEFAULT_BATCH_LIMIT;
 use glassd::storage::mvcc::schema::{
     CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY, KEY_BUCKET, META_BUCKET, SCHEDULED_COMPACT_KEY,
     TERM_KEY,
@@ -20,19 +18,11 @@ use glassd::storage::mvcc::{
     BucketKey, KvStore, KvStoreConfig, MvccError, RangeOptions, RangeResult, Revision,
 };
 use telemetry::capture::Capture;
-use telemetry::{names, Metrics};
+use telemetry::names;
 
-/// Long enough that the commit loop never commits during a test that does not want it to.
-const NEVER: Duration = Duration::from_secs(3600);
+mod common;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    metrics: Arc<Metrics>,
-    config: KvStoreConfig,
-    backend: Option<Arc<Backend>>,
-    store: Option<KvStore>,
-}
+use common::mvcc::{StoreEnv as Env, NEVER};
 
 fn fast() -> KvStoreConfig {
     KvStoreConfig {
@@ -41,68 +31,18 @@ fn fast() -> KvStoreConfig {
     }
 }
 
-fn open_backend(path: &Path, metrics: &Arc<Metrics>) -> Arc<Backend> {
-    let config = BackendConfig {
-        batch_interval: NEVER,
-        ..BackendConfig::new(path, metrics.clone())
-    };
-    Arc::new(Backend::open(config).unwrap())
-}
-
 impl Env {
     fn new() -> Env {
         Env::with(fast())
     }
 
     fn with(config: KvStoreConfig) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let metrics = Arc::new(Metrics::new());
-        let backend = open_backend(&path, &metrics);
-        let store = KvStore::open(backend.clone(), metrics.clone(), config.clone()).unwrap();
-        Env {
-            _dir: dir,
-            path,
-            metrics,
-            config,
-            backend: Some(backend),
-            store: Some(store),
-        }
-    }
-
-    fn s(&self) -> &KvStore {
-        self.store.as_ref().unwrap()
-    }
-
-    fn backend(&self) -> &Arc<Backend> {
-        self.backend.as_ref().unwrap()
-    }
-
-    /// Stops the store, closes the backend (committing) and opens both again from the file.
-    fn reopen(&mut self) {
-        self.reopen_with(self.config.clone());
-    }
-
-    fn reopen_with(&mut self, config: KvStoreConfig) {
-        self.store = None;
-        let backend = self.backend.take().unwrap();
-        backend.close().unwrap();
-        drop(backend);
-        let backend = open_backend(&self.path, &self.metrics);
-        self.store =
-            Some(KvStore::open(backend.clone(), self.metrics.clone(), config.clone()).unwrap());
-        self.backend = Some(backend);
-        self.config = config;
+        Env::open(config, DEFAULT_BATCH_LIMIT)
     }
 
     /// Every entry of a bucket, as a fresh read sees it.
     fn bucket(&self, name: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        self.backend()
-            .read_tx()
-            .for_each(name, |k, v| out.push((k.to_vec(), v.to_vec())))
-            .unwrap();
-        out
+        self.raw_bucket(name)
     }
 
     fn meta(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -696,7 +636,7 @@ fn compaction_in_batches_resumes_after_stop() {
         Some(Revision::new(21, 0).to_bytes().to_vec())
     );
     assert_eq!(env.meta(FINISHED_COMPACT_KEY), None);
-    env.store = None;
+    env.stop_store();
     assert_eq!(h.wait(), Err(MvccError::Closed));
 
     env.reopen_with(KvStoreConfig {

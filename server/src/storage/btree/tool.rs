@@ -1,7 +1,6 @@
 //! `glassd bolt compact` and `glassd bolt bench`: whole-file jobs built on the public API.
 
 use std::path::Path;
-use std::time::Instant;
 
 use rand::{RngCore, SeedableRng};
 
@@ -168,7 +167,7 @@ pub fn bench(
                keys: &[Vec<u8>],
                f: &BenchOp<'_>|
      -> Result<BenchPhase> {
-        let start = Instant::now();
+        let start = telemetry::Timer::start();
         let mut lo = from;
         while lo < to {
             let hi = (lo + batch).min(to);
@@ -208,7 +207,7 @@ pub fn bench(
     report(&p);
     phases.push(p);
 
-    let start = Instant::now();
+    let start = telemetry::Timer::start();
     let mut found = 0u64;
     {
         let mut tx = db.begin_read()?;
