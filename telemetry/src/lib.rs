@@ -25,7 +25,7 @@ pub mod names;
 mod timer;
 
 pub use histogram::{Histogram, HistogramSnapshot};
-pub use metrics::{Counter, Gauge, Metrics};
+pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;
 pub use timer::Timer;
 

@@ -93,6 +93,12 @@ pub struct Metrics {
     pub raft_ready: Histogram,
     /// [`names::RAFT_APPLY_QUEUE`]
     pub raft_apply_queue: Histogram,
+    /// [`names::ETCDSERVER_APPLY`]
+    pub etcdserver_apply: Histogram,
+    /// [`names::ETCDSERVER_READ_INDEX`]
+    pub etcdserver_read_index: Histogram,
+    /// [`names::API_UNARY`]
+    pub api_unary: Histogram,
 
     /// Backend commits done.
     pub backend_commits: Counter,
@@ -135,6 +141,36 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     /// 1 while this member is the leader, else 0.
     pub raft_is_leader: Gauge,
+    /// 1 while this member knows a leader, else 0.
+    pub raft_has_leader: Gauge,
+
+    /// The backend quota (`--quota-backend-bytes`, or etcd's default when 0).
+    pub server_quota_backend_bytes: Gauge,
+    /// Linearizable reads whose read index failed (timed out or the node stopped).
+    pub server_read_indexes_failed: Counter,
+    /// Entries whose apply took longer than etcd's 100 ms warning threshold.
+    pub server_slow_apply: Counter,
+    /// Unary gRPC requests handled, by method and status code.
+    pub grpc_handled: GrpcCounts,
+}
+
+/// Requests handled per gRPC method and status code (etcd's `grpc_server_handled_total`).
+#[derive(Debug, Default)]
+pub struct GrpcCounts(std::sync::Mutex<std::collections::BTreeMap<(&'static str, i32), u64>>);
+
+impl GrpcCounts {
+    /// Counts one request to `method` (`etcdserverpb.KV/Put`) ending with gRPC code `code`.
+    pub fn inc(&self, method: &'static str, code: i32) {
+        // Nothing panics under this lock; a poisoned map is still a valid map.
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((method, code)).or_insert(0) += 1;
+    }
+
+    /// Every (method, code) seen, with its count, in order.
+    pub fn snapshot(&self) -> Vec<(&'static str, i32, u64)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(&(meth, code), &n)| (meth, code, n)).collect()
+    }
 }
 
 impl Metrics {
@@ -176,6 +212,9 @@ impl Metrics {
             names::RAFT_PROPOSE_COMMIT => &self.raft_propose_commit,
             names::RAFT_READY => &self.raft_ready,
             names::RAFT_APPLY_QUEUE => &self.raft_apply_queue,
+            names::ETCDSERVER_APPLY => &self.etcdserver_apply,
+            names::ETCDSERVER_READ_INDEX => &self.etcdserver_read_index,
+            names::API_UNARY => &self.api_unary,
             _ => return None,
         })
     }

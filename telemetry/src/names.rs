@@ -124,4 +124,18 @@ measurements! {
     /// it. Span fields: `entries`.
     RAFT_APPLY_QUEUE = "raft.apply_queue", Nanoseconds,
         "Time committed entries wait in the apply queue before the applier takes them.";
+    /// Applying one committed entry to the state machine (etcd's `applyEntryNormal`): the MVCC
+    /// write txn with its consistent index, or a compaction's scheduling. Span fields: `index`,
+    /// `term`, `op` (`put`, `delete_range`, `txn`, `compaction`, `alarm`, `empty`, `conf_change`),
+    /// `error`.
+    ETCDSERVER_APPLY = "etcdserver.apply", Nanoseconds,
+        "Time to apply one committed raft entry to the state machine.";
+    /// A linearizable read's wait: asking raft for the read index and waiting until the applier
+    /// has applied up to it. Span fields: `read_index`.
+    ETCDSERVER_READ_INDEX = "etcdserver.read_index", Nanoseconds,
+        "Time a linearizable read waits for the read index and its apply.";
+    /// One unary gRPC request, from decoded request to encoded response. Span fields:
+    /// `method`, `code`.
+    API_UNARY = "api.unary", Nanoseconds,
+        "Time to serve one unary gRPC request, end to end.";
 }

@@ -1036,6 +1036,7 @@ impl Node {
         }
         let is_leader = role == StateRole::Leader;
         self.metrics.raft_is_leader.set(i64::from(is_leader));
+        self.metrics.raft_has_leader.set(i64::from(leader != 0));
         if !is_leader && !self.proposals.is_empty() {
             // Entries of a deposed leader may never commit; their proposers learn it when a
             // later entry takes the index (or by timing out).
