@@ -157,6 +157,27 @@ impl HistogramSnapshot {
         }
     }
 
+    /// How many recorded values are certainly at most `v`: the values in every bucket whose
+    /// upper bound is `<= v`. That is exactly the number of values `<= v` when `v` is a
+    /// bucket's upper bound (every value below 16 is one, and so is every 2^k − 1); otherwise
+    /// the bucket straddling `v` is left out whole, so a value `x <= v` is missed only when `v`
+    /// is below the top of `x`'s bucket, which is less than `x / 8` above `x`: only when
+    /// `x <= v < x · 9/8`. Never counts a value above `v`.
+    ///
+    /// Capped at [`HistogramSnapshot::count`]: a snapshot taken while another thread records
+    /// may see a bucket incremented before the total, and a cumulative count must not exceed
+    /// the total it is part of.
+    pub fn count_at_most(&self, v: u64) -> u64 {
+        let in_buckets: u64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .take_while(|&(i, _)| upper_bound(i) <= v)
+            .map(|(_, c)| c)
+            .sum();
+        in_buckets.min(self.count)
+    }
+
     /// Non-empty buckets as (upper bound, cumulative count), for Prometheus `_bucket` lines.
     pub fn cumulative_buckets(&self) -> Vec<(u64, u64)> {
         let mut seen = 0;
@@ -212,6 +233,34 @@ mod tests {
         assert_eq!(w.count, 2);
         assert_eq!(w.sum, 200);
         assert!(w.quantile(0.5) >= 100);
+    }
+
+    #[test]
+    fn count_at_most_is_exact_on_bucket_bounds_and_never_over() {
+        let h = Histogram::new();
+        for v in [0, 3, 7, 8, 15, 16, 17, 18, 1000, 1_000_000] {
+            h.record(v);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count_at_most(0), 1);
+        assert_eq!(s.count_at_most(7), 3);
+        assert_eq!(s.count_at_most(15), 5);
+        // 16 and 17 share the bucket 16..=17: it counts at 17, not at 16.
+        assert_eq!(s.count_at_most(16), 5);
+        assert_eq!(s.count_at_most(17), 7);
+        assert_eq!(s.count_at_most(18), 7);
+        assert_eq!(s.count_at_most(19), 8);
+        // 1_000_000 is in the bucket 983_040..=1_048_575.
+        assert_eq!(s.count_at_most(1_000_000), 9);
+        assert_eq!(s.count_at_most(1_048_575), 10);
+        assert_eq!(s.count_at_most(u64::MAX), 10);
+        for v in [0u64, 5, 16, 999, 1000, 1001, 999_999, 2_000_000] {
+            let truth = [0u64, 3, 7, 8, 15, 16, 17, 18, 1000, 1_000_000]
+                .iter()
+                .filter(|&&x| x <= v)
+                .count() as u64;
+            assert!(s.count_at_most(v) <= truth, "at most {v}");
+        }
     }
 
     #[test]

@@ -16,12 +16,16 @@
 //! - `histogram` — the lock-free log-linear histogram and its snapshots (quantiles);
 //! - `metrics` — [`Metrics`]: one histogram or counter per measurement, the handle layers record to;
 //! - `timer` — [`Timer`], the measurement stopwatch;
+//! - `prometheus` — [`prometheus::render`]: the Prometheus text exposition of [`Metrics`] for a
+//!   `/metrics` endpoint, under etcd 3.4's metric names where etcd takes the same measurement
+//!   and `glass_…` names for every measurement;
 //! - `capture` — a `tracing` layer that records spans and their fields, for tests.
 
 pub mod capture;
 mod histogram;
 mod metrics;
 pub mod names;
+pub mod prometheus;
 mod timer;
 
 pub use histogram::{Histogram, HistogramSnapshot};

@@ -11,7 +11,8 @@ pub enum Unit {
     Count,
 }
 
-/// A named measurement with its help text (the Prometheus `# HELP` line later on).
+/// A named measurement with its help text (the `# HELP` line of its `glass_` Prometheus family,
+/// see [`crate::prometheus`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Measurement {
     pub name: &'static str,
