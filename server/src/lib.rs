@@ -4,9 +4,10 @@
 //! The modules follow etcd's layers; calls only go down:
 //!
 //! ```text
-//!   api                            etcd's wire types (the gRPC services: next issue)
-//!    └ etcdserver                  the raft node (Ready loop thread), propose and wait,
-//!       │                          read index, the apply channel (apply: next issue)
+//!   api                            etcd's gRPC services (KV, Maintenance, Cluster; the rest
+//!    │                             UNIMPLEMENTED) and /metrics, /health, /version
+//!    └ etcdserver                  the server: propose and wait, read index, the applier;
+//!       │                          the raft node (Ready loop thread); alarms, quota, members
 //!       ├ raft                     raft-rs storage over the WAL, .snap files, raftpb codec
 //!       │  └ storage::wal          etcd's WAL format: segments, chained CRC, repair
 //!       └ storage::mvcc, lease     the revisioned kv store: txns, treeIndex, compaction
@@ -15,7 +16,7 @@
 //! ```
 //!
 //! Beside the layers, `config` reads etcd's flags, `ETCD_*` variables and YAML config file into
-//! a validated [`config::Config`] that `main` hands to the server.
+//! a validated [`config::Config`] that `main` hands to [`run`].
 //!
 //! Every layer records its measurements through the `telemetry` crate's vocabulary: an
 //! always-on histogram and a `tracing` span per measurement.
@@ -26,3 +27,79 @@ pub mod etcdserver;
 pub mod pb;
 pub mod raft;
 pub mod storage;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+use etcdserver::{EtcdServer, ServerConfig, ServerError};
+
+/// Why [`run`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("cannot listen on {url}: {source}")]
+    Listen { url: String, source: std::io::Error },
+    #[error("serving failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("the member failed: {0}")]
+    Failed(String),
+}
+
+async fn listen(urls: &[config::Url]) -> Result<Vec<TcpListener>, RunError> {
+    let mut out = Vec::new();
+    for u in urls {
+        if u.scheme != "http" {
+            return Err(RunError::Config(format!(
+                "{u}: only http:// listeners are supported (TLS and unix sockets come later)"
+            )));
+        }
+        let l = TcpListener::bind(u.host_port())
+            .await
+            .map_err(|source| RunError::Listen {
+                url: u.to_string(),
+                source,
+            })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs one member as `cfg` says until `shutdown` completes: opens the data directory, starts
+/// raft and the applier, serves the client URLs (gRPC and HTTP) and the metrics URLs, then
+/// stops accepting, drains requests in flight and closes the member cleanly.
+pub async fn run(
+    cfg: config::Config,
+    metrics: std::sync::Arc<telemetry::Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let scfg = ServerConfig::from_config(&cfg, metrics).map_err(RunError::Config)?;
+    // Listen first: a taken port fails before the data directory is touched.
+    let client = listen(&cfg.listen_client_urls).await?;
+    let metrics_l = listen(&cfg.listen_metrics_urls).await?;
+    let server = tokio::task::spawn_blocking(move || EtcdServer::start(scfg))
+        .await
+        .map_err(|e| RunError::Failed(e.to_string()))??;
+    info!(
+        name = %cfg.name,
+        client_urls = %cfg.listen_client_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","),
+        "ready to serve client requests"
+    );
+    let served = api::serve(server.clone(), client, metrics_l, shutdown).await;
+    info!("stopping the member");
+    let s2 = server.clone();
+    let stopped = tokio::task::spawn_blocking(move || s2.stop())
+        .await
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    served?;
+    stopped?;
+    if let Some(f) = server.failure() {
+        return Err(RunError::Failed(f));
+    }
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! The `glassd` binary.
 //! - `glassd [etcd flags]`: reads etcd 3.4's flags, `ETCD_*` variables and `--config-file`
-//!   ([`glassd::config`]) and validates them. The server itself comes with the single-member
-//!   issue; until then a valid configuration is reported and glassd exits 2.
+//!   ([`glassd::config`]), validates them and runs the member ([`glassd::run`]) until Ctrl-C or
+//!   SIGTERM.
 //! - `glassd bolt check|dump|stats|compact|bench`: offline tools over bbolt-format files.
 //!
 //! `bolt` is recognised as the first argument, so that the server's command line stays
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use glassd::config::{Config, ConfigError, Source};
+use glassd::config::{Config, ConfigError};
 use glassd::storage::btree::{self, FreelistType, Options};
 
 #[derive(Parser)]
@@ -91,8 +91,8 @@ fn main() -> ExitCode {
 }
 
 /// `glassd [etcd flags]`: exit 0 for help and version, 2 for a command-line mistake (as Go's
-/// flag package), 1 for a bad value (as etcd), and 2 for a valid configuration while there is
-/// no server to start.
+/// flag package), 1 for a bad value or a member that cannot start (as etcd), 0 after a clean
+/// shutdown.
 fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
     let cfg = match Config::from_args(args, |k| std::env::var(k).ok()) {
         Ok(cfg) => cfg,
@@ -114,32 +114,52 @@ fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    telemetry::init_logging(cfg.log_level.filter());
     for w in &cfg.warnings {
-        eprintln!("glassd: warning: {w}");
+        tracing::warn!("{w}");
     }
-    let set: Vec<String> = cfg
-        .flags()
-        .into_iter()
-        .filter(|f| f.source != Source::Default)
-        .map(|f| format!("--{}={} ({})", f.name, f.value, f.source))
-        .collect();
-    eprintln!(
-        "glassd: the server is not built yet (the single-member issue); configuration is valid: \
-         name {}, data dir {}, client URLs {}, peer URLs {}, initial cluster {}",
-        cfg.name,
-        cfg.data_dir.display(),
-        cfg.flag("listen-client-urls")
-            .map(|f| f.value)
-            .unwrap_or_default(),
-        cfg.flag("listen-peer-urls")
-            .map(|f| f.value)
-            .unwrap_or_default(),
-        cfg.initial_cluster,
-    );
-    if !set.is_empty() {
-        eprintln!("glassd: settings not at their default: {}", set.join(" "));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("glassd")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("glassd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let metrics = std::sync::Arc::new(telemetry::Metrics::new());
+    match runtime.block_on(glassd::run(cfg, metrics, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("glassd: {}", error_text(&anyhow::Error::from(e)));
+            ExitCode::from(1)
+        }
     }
-    ExitCode::from(2)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -169,7 +169,9 @@ impl GrpcCounts {
     /// Every (method, code) seen, with its count, in order.
     pub fn snapshot(&self) -> Vec<(&'static str, i32, u64)> {
         let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().map(|(&(meth, code), &n)| (meth, code, n)).collect()
+        m.iter()
+            .map(|(&(meth, code), &n)| (meth, code, n))
+            .collect()
     }
 }
 

@@ -1,13 +1,163 @@
 //! The gRPC API layer: etcd's v3 services (KV, Watch, Lease, Cluster, Maintenance, Auth, and
-//! v3election/v3lock), wire-identical to etcd 3.4, and Glass's own services later.
+//! v3election/v3lock), wire-identical to etcd 3.4, and the HTTP endpoints etcd serves beside
+//! them on the client port (`/metrics`, `/health`, `/version`).
 //!
 //! Contract: this is the only layer that speaks `tonic::Status`; the layers below return their
-//! own error enums and `status.rs` maps them to etcd's codes and messages.
+//! own error enums and `status.rs` maps them to etcd's codes and messages. Requests are checked
+//! here as etcd's `v3rpc` checks them (empty keys, txn op counts, duplicate keys) before they
+//! reach the server; every response header carries the cluster id, this member's id, the raft
+//! term and (when the request did not set one) the store's revision. Every unary RPC is
+//! measured (`api.unary`, and counted per method and code in `grpc_handled`).
 //!
 //! # Layout
+//! - `kv`, `maintenance`, `cluster` — the services built so far;
+//! - `unimplemented` — the services registered but not built yet: every RPC `UNIMPLEMENTED`;
+//! - `http` — `/metrics`, `/health`, `/version`;
 //! - `status` — etcd's gRPC errors (codes and messages, character for character) and the
-//!   mapping of the lower layers' errors onto them.
-//!
-//! The services come with the single-member issue; the wire types are in [`crate::pb`].
+//!   mapping of the lower layers' errors onto them;
+//! - this file — [`serve`], headers, the per-RPC measurement.
 
+mod cluster;
+mod http;
+mod kv;
+mod maintenance;
 pub mod status;
+mod unimplemented;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use telemetry::{names, Timer};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic::{Response, Status};
+use tracing::{debug_span, Instrument};
+
+pub use cluster::ClusterService;
+pub use kv::KvService;
+pub use maintenance::MaintenanceService;
+pub use unimplemented::NotBuilt;
+
+use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::auth_server::AuthServer;
+use crate::pb::etcdserverpb::cluster_server::ClusterServer;
+use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::lease_server::LeaseServer;
+use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
+use crate::pb::etcdserverpb::ResponseHeader;
+use crate::pb::v3electionpb::election_server::ElectionServer;
+use crate::pb::v3lockpb::lock_server::LockServer;
+
+/// etcd's `grpcOverheadBytes`: the gRPC message limit is `--max-request-bytes` plus this, so
+/// that a request just over the limit reaches the server and gets etcd's own error.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Fills response headers (etcd's `v3rpc/header.go`).
+#[derive(Debug, Clone)]
+pub struct Headers {
+    server: Arc<EtcdServer>,
+}
+
+impl Headers {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        Headers { server }
+    }
+
+    pub fn fill(&self, h: &mut Option<ResponseHeader>) {
+        let h = h.get_or_insert_with(ResponseHeader::default);
+        h.cluster_id = self.server.cluster_id();
+        h.member_id = self.server.id();
+        h.raft_term = self.server.term();
+        if h.revision == 0 {
+            h.revision = self.server.kv().current_revision();
+        }
+    }
+}
+
+/// Runs one unary RPC under its span, measures it, counts it by status code.
+pub(crate) async fn observe<T>(
+    server: &EtcdServer,
+    method: &'static str,
+    f: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
+    let timer = Timer::start();
+    let span = debug_span!(names::API_UNARY, method, code = tracing::field::Empty);
+    let r = f.instrument(span.clone()).await;
+    let code = match &r {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    };
+    span.record("code", code as i32);
+    let m = server.metrics();
+    m.api_unary.record(timer.elapsed_ns());
+    m.grpc_handled.inc(method, code as i32);
+    r.map(Response::new)
+}
+
+/// Every gRPC service and the HTTP endpoints, as one router.
+fn routes(server: &Arc<EtcdServer>) -> Routes {
+    let max_recv = usize::try_from(server.max_request_bytes())
+        .unwrap_or(usize::MAX)
+        .saturating_add(GRPC_OVERHEAD_BYTES);
+    let grpc = Routes::new(
+        KvServer::new(KvService::new(server.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        MaintenanceServer::new(MaintenanceService::new(server.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(ClusterServer::new(ClusterService::new(server.clone())))
+    .add_service(WatchServer::new(NotBuilt))
+    .add_service(LeaseServer::new(NotBuilt))
+    .add_service(AuthServer::new(NotBuilt))
+    .add_service(LockServer::new(NotBuilt))
+    .add_service(ElectionServer::new(NotBuilt));
+    let router = http::routes(server.clone()).merge(grpc.into_axum_router());
+    Routes::from(router)
+}
+
+/// Serves the client API (gRPC and HTTP) on every `client` listener and the HTTP endpoints
+/// alone on every `metrics` listener (`--listen-metrics-urls`) until `shutdown` completes;
+/// then stops accepting and drains the connections in flight.
+pub async fn serve(
+    server: Arc<EtcdServer>,
+    client: Vec<TcpListener>,
+    metrics: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let both = client.into_iter().map(|l| (l, routes(&server))).chain(
+        metrics
+            .into_iter()
+            .map(|l| (l, Routes::from(http::routes(server.clone())))),
+    );
+    for (listener, routes) in both {
+        let mut stop = stop_rx.clone();
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tasks.spawn(async move {
+            Server::builder()
+                .accept_http1(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            result = Err(e);
+        }
+    }
+    result
+}

@@ -128,8 +128,35 @@ pub fn from_server(e: &ServerError) -> Status {
     match e {
         ServerError::Timeout => EtcdError::Timeout.into(),
         ServerError::Stopped => EtcdError::Stopped.into(),
+        ServerError::RequestTooLarge => EtcdError::RequestTooLarge.into(),
+        ServerError::KeyNotFound => EtcdError::KeyNotFound.into(),
+        ServerError::LeaseNotFound => EtcdError::LeaseNotFound.into(),
+        ServerError::NoSpace => EtcdError::NoSpace.into(),
+        ServerError::NoLeader => EtcdError::NoLeader.into(),
+        ServerError::Mvcc(m) => from_mvcc(m),
+        ServerError::Unimplemented(_) => Status::new(Code::Unimplemented, e.to_string()),
         other => unknown(other),
     }
+}
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        from_server(&e)
+    }
+}
+
+impl From<MvccError> for Status {
+    fn from(e: MvccError) -> Status {
+        from_mvcc(&e)
+    }
+}
+
+/// An RPC Glass does not serve yet: `UNIMPLEMENTED`, naming it.
+pub fn not_built(method: &str) -> Status {
+    Status::new(
+        Code::Unimplemented,
+        format!("glass: {method} is not implemented yet"),
+    )
 }
 
 #[cfg(test)]

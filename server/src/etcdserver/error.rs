@@ -2,6 +2,8 @@
 //! layer returns these texts to clients unchanged.
 
 use crate::raft::RaftError;
+use crate::storage::backend::BackendError;
+use crate::storage::mvcc::MvccError;
 
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
 
@@ -22,6 +24,42 @@ pub enum ServerError {
     /// Two waiters registered the same request id (etcd's `pkg/wait` panics here).
     #[error("etcdserver: duplicate request id {0:x}")]
     DuplicateRequestId(u64),
+    /// etcd's `ErrRequestTooLarge`: the encoded proposal is over `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// etcd's `ErrKeyNotFound`: `ignore_value` / `ignore_lease` on a key that does not exist.
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    /// etcd's `lease.ErrLeaseNotFound` (every lease id, until leases exist).
+    #[error("lease not found")]
+    LeaseNotFound,
+    /// etcd's `ErrNoSpace`: the backend quota is exhausted or the NOSPACE alarm is raised.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// etcd's `ErrNoLeader`.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// A request this server does not serve yet (a lease or auth request in the log).
+    #[error("glass: {0} is not implemented yet")]
+    Unimplemented(&'static str),
+    /// A committed entry that does not decode: the log is damaged (etcd panics here).
+    #[error("etcdserver: cannot decode the raft entry at index {index}: {reason}")]
+    BadEntry { index: u64, reason: String },
+    /// The backend is behind the raft snapshot it restarts from: data the log no longer
+    /// holds is missing (etcd: "failed to recover v3 backend from snapshot").
+    #[error("etcdserver: the backend (consistent index {backend}) is behind the raft snapshot at index {snapshot}")]
+    BackendBehindSnapshot { backend: u64, snapshot: u64 },
+    /// The data directory cannot be used.
+    #[error("etcdserver: {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Raft(#[from] RaftError),
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }

@@ -10,22 +10,38 @@
 //! applied entries the applier asks for a snapshot, which compacts the log and lets old WAL
 //! segments and snapshot files go.
 //!
-//! Calls go down only: `raft_node` → `raft` (storage, snapshot files, codec) → `storage::wal`.
+//! Calls go down only: `server` → `raft_node` → `raft` (storage, snapshot files, codec) →
+//! `storage::wal`; `apply` → `storage::mvcc`; `alarm` → `storage::backend` (etcd's alarm bucket).
 //!
 //! # Layout
+//! - `server` — [`EtcdServer`]: opens the data directory, starts raft and the applier, serves
+//!   the KV requests (proposals and local reads), status, members, hashes, defragment;
+//! - `apply` — the applier thread and etcd's request semantics (range sort/filter/limit, put
+//!   flags, txn compares and nested txns, quota), shared by writes and local reads;
+//! - `alarm` — [`Alarms`], etcd's alarm store; `quota` — [`Quota`], the backend quota;
+//! - `member` — [`Member`] and etcd's member and cluster ids;
 //! - `raft_node` — [`RaftNode`]: the raft thread and its Ready loop; propose, read index,
 //!   snapshot, status; the [`Apply`] batches and the applier's end of their channel;
 //! - `wait` — [`Wait`], etcd's `pkg/wait` registry of callers by request id, and
 //!   [`RequestIds`], etcd's `idutil` generator;
 //! - `error` — [`ServerError`], with etcd's messages.
 //!
-//! (Next: `server.rs` — the KV requests as `InternalRaftRequest`s through `propose_and_wait`;
-//! `apply.rs` — the applier over mvcc with the consistent index; `read_index.rs` — batching
-//! linearizable reads as etcd's `linearizableReadLoop` does.)
+//! (Next: batching linearizable reads into one read index, as etcd's `linearizableReadLoop`.)
 
+mod alarm;
+mod apply;
 mod error;
+mod member;
+mod quota;
 mod raft_node;
+mod server;
 mod wait;
+
+pub use alarm::{Alarms, ALARM_BUCKET};
+pub use apply::{Applied, ApplyResult};
+pub use member::{cluster_id, member_id, Member};
+pub use quota::Quota;
+pub use server::{EtcdServer, ServerConfig, ServerStatus, CLUSTER_VERSION, ETCD_VERSION};
 
 pub use error::{Result, ServerError};
 pub use raft_node::{

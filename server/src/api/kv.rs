@@ -1,0 +1,288 @@
+//! `etcdserverpb.KV` (etcd's `v3rpc/key.go`): request checks with etcd's errors, then the
+//! server.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::status::EtcdError;
+use super::{observe, Headers};
+use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::pb::etcdserverpb::request_op::Request as Op;
+use crate::pb::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+};
+
+/// The KV service.
+#[derive(Debug, Clone)]
+pub struct KvService {
+    server: Arc<EtcdServer>,
+    headers: Headers,
+}
+
+impl KvService {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        KvService {
+            headers: Headers::new(server.clone()),
+            server,
+        }
+    }
+}
+
+fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
+    if r.key.is_empty() {
+        return Err(EtcdError::EmptyKey);
+    }
+    Ok(())
+}
+
+fn check_put(r: &PutRequest) -> Result<(), EtcdError> {
+    if r.key.is_empty() {
+        return Err(EtcdError::EmptyKey);
+    }
+    if r.ignore_value && !r.value.is_empty() {
+        return Err(EtcdError::ValueProvided);
+    }
+    if r.ignore_lease && r.lease != 0 {
+        return Err(EtcdError::LeaseProvided);
+    }
+    Ok(())
+}
+
+fn check_delete(r: &DeleteRangeRequest) -> Result<(), EtcdError> {
+    if r.key.is_empty() {
+        return Err(EtcdError::EmptyKey);
+    }
+    Ok(())
+}
+
+/// etcd's `checkTxnRequest`: op counts (each level against what is left of the limit), keys.
+fn check_txn(r: &TxnRequest, max_ops: i64) -> Result<(), EtcdError> {
+    let opc = r.compare.len().max(r.success.len()).max(r.failure.len()) as i64;
+    if opc > max_ops {
+        return Err(EtcdError::TooManyOps);
+    }
+    if r.compare.iter().any(|c| c.key.is_empty()) {
+        return Err(EtcdError::EmptyKey);
+    }
+    for op in r.success.iter().chain(&r.failure) {
+        check_op(op, max_ops - opc)?;
+    }
+    Ok(())
+}
+
+fn check_op(op: &RequestOp, max_ops: i64) -> Result<(), EtcdError> {
+    match &op.request {
+        Some(Op::RequestRange(r)) => check_range(r),
+        Some(Op::RequestPut(r)) => check_put(r),
+        Some(Op::RequestDeleteRange(r)) => check_delete(r),
+        Some(Op::RequestTxn(t)) => check_txn(t, max_ops),
+        // An empty op.
+        None => Err(EtcdError::KeyNotFound),
+    }
+}
+
+/// A delete's key range: `[key, end)`, one key when `end` is empty, to the end of the key space
+/// when `end` is `"\0"`.
+#[derive(Debug, Clone)]
+struct Interval {
+    key: Vec<u8>,
+    end: Vec<u8>,
+}
+
+impl Interval {
+    fn contains(&self, k: &[u8]) -> bool {
+        if self.end.is_empty() {
+            return k == self.key.as_slice();
+        }
+        k >= self.key.as_slice() && (self.end.as_slice() == b"\0" || k < self.end.as_slice())
+    }
+}
+
+/// etcd's `checkIntervals`: no key is put twice, or put and deleted, on any path through a txn
+/// (the two branches of a nested txn exclude each other, so a key in both is fine). Returns the
+/// keys put and the ranges deleted.
+fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), EtcdError> {
+    let mut dels: Vec<Interval> = ops
+        .iter()
+        .filter_map(|op| match &op.request {
+            Some(Op::RequestDeleteRange(d)) => Some(Interval {
+                key: d.key.clone(),
+                end: d.range_end.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let hit = |dels: &[Interval], k: &[u8]| dels.iter().any(|iv| iv.contains(k));
+    let mut puts: HashSet<Vec<u8>> = HashSet::new();
+    for op in ops {
+        let Some(Op::RequestTxn(t)) = &op.request else {
+            continue;
+        };
+        let (puts_then, dels_then) = check_intervals(&t.success)?;
+        let (puts_else, dels_else) = check_intervals(&t.failure)?;
+        for k in &puts_then {
+            if puts.contains(k) || hit(&dels, k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k.clone());
+        }
+        for k in puts_else {
+            if (puts.contains(&k) && !puts_then.contains(&k)) || hit(&dels, &k) {
+                return Err(EtcdError::DuplicateKey);
+            }
+            puts.insert(k);
+        }
+        dels.extend(dels_then);
+        dels.extend(dels_else);
+    }
+    for op in ops {
+        let Some(Op::RequestPut(p)) = &op.request else {
+            continue;
+        };
+        if puts.contains(&p.key) || hit(&dels, &p.key) {
+            return Err(EtcdError::DuplicateKey);
+        }
+        puts.insert(p.key.clone());
+    }
+    Ok((puts, dels))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let r = req.into_inner();
+        observe(&self.server, "etcdserverpb.KV/Range", async {
+            check_range(&r)?;
+            let mut resp = self.server.range(r).await?;
+            self.headers.fill(&mut resp.header);
+            Ok(resp)
+        })
+        .await
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let r = req.into_inner();
+        observe(&self.server, "etcdserverpb.KV/Put", async {
+            check_put(&r)?;
+            let mut resp = self.server.put(r).await?;
+            self.headers.fill(&mut resp.header);
+            Ok(resp)
+        })
+        .await
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let r = req.into_inner();
+        observe(&self.server, "etcdserverpb.KV/DeleteRange", async {
+            check_delete(&r)?;
+            let mut resp = self.server.delete_range(r).await?;
+            self.headers.fill(&mut resp.header);
+            Ok(resp)
+        })
+        .await
+    }
+
+    async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let r = req.into_inner();
+        observe(&self.server, "etcdserverpb.KV/Txn", async {
+            let max = i64::try_from(self.server.max_txn_ops()).unwrap_or(i64::MAX);
+            check_txn(&r, max)?;
+            // After the request check, to avoid a quadratic blowup on huge txns.
+            check_intervals(&r.success)?;
+            check_intervals(&r.failure)?;
+            let mut resp = self.server.txn(r).await?;
+            self.headers.fill(&mut resp.header);
+            Ok(resp)
+        })
+        .await
+    }
+
+    async fn compact(
+        &self,
+        req: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        let r = req.into_inner();
+        observe(&self.server, "etcdserverpb.KV/Compact", async {
+            let mut resp = self.server.compact(r).await?;
+            self.headers.fill(&mut resp.header);
+            Ok(resp)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::etcdserverpb::TxnRequest;
+
+    fn put(k: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: k.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn del(k: &str, end: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
+                key: k.into(),
+                range_end: end.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestTxn(TxnRequest {
+                compare: vec![],
+                success,
+                failure,
+            })),
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_on_every_path() {
+        let dup = Err(EtcdError::DuplicateKey);
+        let ok = |ops: &[RequestOp]| check_intervals(ops).map(|_| ());
+        assert_eq!(ok(&[put("a"), put("b")]), Ok(()));
+        assert_eq!(ok(&[put("a"), put("a")]), dup);
+        assert_eq!(ok(&[put("b"), del("a", "c")]), dup);
+        assert_eq!(ok(&[put("c"), del("a", "c")]), Ok(()));
+        assert_eq!(ok(&[put("z"), del("a", "\0")]), dup);
+        // Both branches of a nested txn may put the same key...
+        assert_eq!(ok(&[txn(vec![put("a")], vec![put("a")])]), Ok(()));
+        // ...but not one the outer txn puts or deletes.
+        assert_eq!(ok(&[put("a"), txn(vec![], vec![put("a")])]), dup);
+        assert_eq!(ok(&[del("a", ""), txn(vec![put("a")], vec![])]), dup);
+        assert_eq!(ok(&[txn(vec![del("a", "b")], vec![]), put("a")]), dup);
+    }
+
+    #[test]
+    fn txn_op_limits_count_each_level() {
+        let t = TxnRequest {
+            compare: vec![],
+            success: vec![put("a"), put("b")],
+            failure: vec![],
+        };
+        assert_eq!(check_txn(&t, 2), Ok(()));
+        assert_eq!(check_txn(&t, 1), Err(EtcdError::TooManyOps));
+        let empty_op = TxnRequest {
+            compare: vec![],
+            success: vec![RequestOp { request: None }],
+            failure: vec![],
+        };
+        assert_eq!(check_txn(&empty_op, 128), Err(EtcdError::KeyNotFound));
+    }
+}
