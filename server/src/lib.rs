@@ -90,7 +90,21 @@ pub async fn run(
         client_urls = %cfg.listen_client_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","),
         "ready to serve client requests"
     );
+    let auto = match cfg.auto_compaction_retention {
+        config::Retention::Disabled => None,
+        config::Retention::Period(p) => Some(etcdserver::AutoCompaction::Periodic(p)),
+        config::Retention::Revisions(n) => Some(etcdserver::AutoCompaction::Revision(
+            i64::try_from(n).unwrap_or(i64::MAX),
+        )),
+    };
+    let compactor = auto.map(|mode| {
+        info!(?mode, "auto compaction enabled");
+        tokio::spawn(etcdserver::compactor_run(server.clone(), mode))
+    });
     let served = api::serve(server.clone(), client, metrics_l, shutdown).await;
+    if let Some(c) = compactor {
+        c.abort();
+    }
     info!("stopping the member");
     let s2 = server.clone();
     let stopped = tokio::task::spawn_blocking(move || s2.stop())

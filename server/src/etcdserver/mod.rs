@@ -18,6 +18,7 @@
 //!   the KV requests (proposals and local reads), status, members, hashes, defragment;
 //! - `apply` — the applier thread and etcd's request semantics (range sort/filter/limit, put
 //!   flags, txn compares and nested txns, quota), shared by writes and local reads;
+//! - `compactor` — auto compaction, periodic or by revisions ([`AutoCompaction`]);
 //! - `alarm` — [`Alarms`], etcd's alarm store; `quota` — [`Quota`], the backend quota;
 //! - `member` — [`Member`] and etcd's member and cluster ids;
 //! - `raft_node` — [`RaftNode`]: the raft thread and its Ready loop; propose, read index,
@@ -30,6 +31,7 @@
 
 mod alarm;
 mod apply;
+mod compactor;
 mod error;
 mod member;
 mod quota;
@@ -39,6 +41,7 @@ mod wait;
 
 pub use alarm::{Alarms, ALARM_BUCKET};
 pub use apply::{Applied, ApplyResult};
+pub use compactor::{run as compactor_run, AutoCompaction, Compactable, REVISION_INTERVAL};
 pub use member::{cluster_id, member_id, Member};
 pub use quota::Quota;
 pub use server::{EtcdServer, ServerConfig, ServerStatus, CLUSTER_VERSION, ETCD_VERSION};
