@@ -1,7 +1,9 @@
-//! Shared helpers for the storage tests: the reference bbolt (`boltcheck`) and temp files.
+//! Shared helpers for the tests: the reference bbolt (`boltcheck`), temp files, the MVCC store
+//! harness (`mvcc`) and the etcd/glassd process harness with etcdctl (`member`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
+pub mod member;
 pub mod mvcc;
 
 use std::path::{Path, PathBuf};
