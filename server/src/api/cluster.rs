@@ -73,7 +73,7 @@ impl Cluster for ClusterService {
                     })
                     .collect(),
             };
-            self.headers.fill(&mut resp.header);
+            self.headers.fill_ids(&mut resp.header);
             Ok(resp)
         })
         .await

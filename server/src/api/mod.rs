@@ -67,13 +67,19 @@ impl Headers {
     }
 
     pub fn fill(&self, h: &mut Option<ResponseHeader>) {
+        let h = self.fill_ids(h);
+        if h.revision == 0 {
+            h.revision = self.server.kv().current_revision();
+        }
+    }
+
+    /// Ids and term only: the Cluster service's headers carry no revision in etcd.
+    pub fn fill_ids<'h>(&self, h: &'h mut Option<ResponseHeader>) -> &'h mut ResponseHeader {
         let h = h.get_or_insert_with(ResponseHeader::default);
         h.cluster_id = self.server.cluster_id();
         h.member_id = self.server.id();
         h.raft_term = self.server.term();
-        if h.revision == 0 {
-            h.revision = self.server.kv().current_revision();
-        }
+        h
     }
 }
 

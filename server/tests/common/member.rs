@@ -294,10 +294,6 @@ impl Member {
 
         let what = format!("{:?} ({} {})", self.kind, program.display(), args.join(" "));
         let deadline = Instant::now() + READY_TIMEOUT;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
         loop {
             let exited = match self.child.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
@@ -328,7 +324,7 @@ impl Member {
                     StartFailure::Other(why)
                 });
             }
-            let last_error = match rt.block_on(status(&self.endpoint())) {
+            let last_error = match status_blocking(&self.endpoint()) {
                 // Whoever answered, our process must still be running: a server that took our
                 // port before we bound it answers too, and ours then dies of the taken port.
                 Ok(identity)
@@ -361,6 +357,21 @@ impl Drop for Member {
 }
 
 /// One `Maintenance.Status` call; ready means a leader is known.
+/// [`status`] from any thread, tokio tests included: on a thread of its own with its own
+/// runtime (a runtime can neither block nor be dropped inside another).
+fn status_blocking(endpoint: &str) -> Result<Identity, String> {
+    let endpoint = endpoint.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(status(&endpoint))
+    })
+    .join()
+    .expect("the status thread panicked")
+}
+
 async fn status(endpoint: &str) -> Result<Identity, String> {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_millis(500))
