@@ -60,7 +60,7 @@ struct Global {
     /// Maximum requests per second over all clients (0 = no limit).
     #[arg(long, global = true, default_value_t = 0)]
     rate: u64,
-    /// No progress bar on stderr.
+    /// No progress bar on stderr (there is none when stderr is not a terminal).
     #[arg(long, global = true)]
     no_progress: bool,
 }
@@ -158,7 +158,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         clients: global.clients.max(1),
         total: global.total,
         rate: global.rate,
-        progress: !global.no_progress,
+        // A bar redrawn with \r only makes sense on a terminal.
+        progress: !global.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let workload = match workload {
         BenchWorkload::Put {
