@@ -10,6 +10,8 @@
 //! measured (`api.unary`, and counted per method and code in `grpc_handled`).
 //!
 //! # Layout
+//! - `authority` — the connection wrapper that repairs the `:authority` etcd's clients send
+//!   (`http://host:port`), which h2 would refuse;
 //! - `kv`, `maintenance`, `cluster` — the services built so far;
 //! - `unimplemented` — the services registered but not built yet: every RPC `UNIMPLEMENTED`;
 //! - `http` — `/metrics`, `/health`, `/version`;
@@ -17,6 +19,7 @@
 //!   mapping of the lower layers' errors onto them;
 //! - this file — [`serve`], headers, the per-RPC measurement.
 
+mod authority;
 mod cluster;
 mod http;
 mod kv;
@@ -29,12 +32,14 @@ use std::sync::Arc;
 
 use telemetry::{names, Timer};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Response, Status};
 use tracing::{debug_span, Instrument};
 
+pub use authority::AuthorityFix;
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use maintenance::MaintenanceService;
@@ -146,7 +151,11 @@ pub async fn serve(
     );
     for (listener, routes) in both {
         let mut stop = stop_rx.clone();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Every connection is read through AuthorityFix: etcdctl's `:authority` would make h2
+        // reset its Maintenance calls.
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(|conn| conn.map(AuthorityFix::new));
         tasks.spawn(async move {
             Server::builder()
                 .accept_http1(true)
