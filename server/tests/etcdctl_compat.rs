@@ -17,7 +17,7 @@ use std::time::Instant;
 use common::member::{self, Kind, Member, Output};
 
 /// The server compared with etcd 3.4.
-const OTHER: Kind = Kind::Etcd;
+const OTHER: Kind = Kind::Glassd;
 
 /// One etcdctl command of the session.
 struct Step {
