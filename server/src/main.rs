@@ -75,9 +75,9 @@ enum Bolt {
 }
 
 fn main() -> ExitCode {
-    telemetry::init_logging("warn");
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "bolt") {
+        telemetry::init_logging("warn");
         let cli = Cli::parse_from(args);
         return match run(cli) {
             Ok(code) => code,

@@ -42,6 +42,7 @@ pub fn init_logging(level: &str) {
     // error keeps the first, which is what a caller wants.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::Path;
 
-use common::member::{etcdctl, Kind, Member, ETCDCTL};
+use glass_tests::member::{etcdctl, Kind, Member, ETCDCTL};
 
 fn glassd(dir: &Path) -> Member {
     Member::start(Kind::Glassd, dir, &[])

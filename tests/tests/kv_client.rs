@@ -5,13 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::member::{Kind, Member};
 use etcd_client::{
     AlarmAction, AlarmType, Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+use glass_tests::member::{Kind, Member};
 use tonic::Code;
 
 async fn client(m: &Member) -> Client {

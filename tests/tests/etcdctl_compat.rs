@@ -9,12 +9,10 @@
 //! `ETCDCTL_COMPAT_PRINT=1` the test prints etcd's normalized output of every command.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use common::member::{self, Kind, Member, Output};
+use glass_tests::member::{self, Kind, Member, Output};
 
 /// The server compared with etcd 3.4.
 const OTHER: Kind = Kind::Glassd;

@@ -8,15 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::member::{Kind, Member};
 use etcd_client::{Client, GetOptions};
+use glass_tests::member::{Kind, Member};
 use rand::{Rng, SeedableRng};
 
 const WRITERS: usize = 16;
@@ -30,7 +28,7 @@ fn db_path(dir: &Path) -> PathBuf {
 }
 
 fn boltcheck_ok(db: &Path) {
-    let (ok, out) = common::bolt(&["check", common::s(db)]);
+    let (ok, out) = glass_tests::bolt(&["check", glass_tests::s(db)]);
     assert!(ok, "boltcheck check {}: {out}", db.display());
 }
 
@@ -212,11 +210,11 @@ async fn torn_wal_tail_is_repaired_and_a_flipped_bit_is_reported() {
     let mid = frames[frames.len() / 2].0 + 12;
     bad[mid] ^= 0x10;
     std::fs::write(&wal, &bad).unwrap();
-    let (ok, _, stderr) = common::glassd(&[
+    let (ok, _, stderr) = glass_tests::glassd(&[
         "--name",
-        common::member::MEMBER_NAME,
+        glass_tests::member::MEMBER_NAME,
         "--data-dir",
-        common::s(&data),
+        glass_tests::s(&data),
         "--listen-client-urls",
         "http://127.0.0.1:0",
         "--advertise-client-urls",
@@ -226,7 +224,7 @@ async fn torn_wal_tail_is_repaired_and_a_flipped_bit_is_reported() {
         "--initial-advertise-peer-urls",
         &m.peer_url(),
         "--initial-cluster",
-        &format!("{}={}", common::member::MEMBER_NAME, m.peer_url()),
+        &format!("{}={}", glass_tests::member::MEMBER_NAME, m.peer_url()),
     ]);
     assert!(!ok, "glassd started on a WAL with a flipped bit");
     let name = wal.file_name().unwrap().to_str().unwrap();

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::s;
+use crate::s;
 
 /// Debian's etcd 3.4 (package `etcd-server`).
 pub const ETCD: &str = "/usr/bin/etcd";
@@ -46,7 +46,7 @@ const ETCDCTL_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Kind {
     /// etcd 3.4 at [`ETCD`].
     Etcd,
-    /// This package's `glassd` binary.
+    /// The `glassd` binary ([`crate::glassd_bin`]).
     Glassd,
 }
 
@@ -54,7 +54,7 @@ impl Kind {
     pub fn program(self) -> PathBuf {
         match self {
             Kind::Etcd => PathBuf::from(ETCD),
-            Kind::Glassd => PathBuf::from(env!("CARGO_BIN_EXE_glassd")),
+            Kind::Glassd => crate::glassd_bin(),
         }
     }
 }
