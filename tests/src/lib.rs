@@ -99,10 +99,15 @@ pub fn glassd_bin() -> PathBuf {
 
 /// Runs the glassd binary; returns (exit success, stdout, stderr).
 pub fn glassd(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(glassd_bin())
+    run(&glassd_bin(), args)
+}
+
+/// Runs `program` to its end; returns (exit success, stdout, stderr).
+pub fn run(program: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("run glassd");
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -6,24 +6,11 @@
 pub mod mvcc;
 
 use std::path::Path;
-use std::process::Command;
 
 #[allow(unused_imports)]
-pub use glass_tests::{bolt, boltcheck, workspace};
+pub use glass_tests::{bolt, boltcheck, s, workspace};
 
-/// Runs the glassd binary; returns (exit success, stdout, stderr).
+/// Runs this package's glassd binary; returns (exit success, stdout, stderr).
 pub fn glassd(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_glassd"))
-        .args(args)
-        .output()
-        .expect("run glassd");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-pub fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
+    glass_tests::run(Path::new(env!("CARGO_BIN_EXE_glassd")), args)
 }
