@@ -114,7 +114,7 @@ fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    telemetry::init_logging(cfg.log_level.filter());
+    let _log = telemetry::init(cfg.log_level.filter());
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }

@@ -19,15 +19,20 @@
 //! - `prometheus` — [`prometheus::render`]: the Prometheus text exposition of [`Metrics`] for a
 //!   `/metrics` endpoint, under etcd 3.4's metric names where etcd takes the same measurement
 //!   and `glass_…` names for every measurement;
-//! - `capture` — a `tracing` layer that records spans and their fields, for tests.
+//! - `capture` — a `tracing` layer that records spans and their fields, for tests;
+//! - `control` — [`init`] (the process's subscriber, its log filter reloadable through
+//!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint, changeable
+//!   while running).
 
 pub mod capture;
+mod control;
 mod histogram;
 mod metrics;
 pub mod names;
 pub mod prometheus;
 mod timer;
 
+pub use control::{init, Guard, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;

@@ -12,7 +12,8 @@
 //! # Layout
 //! - `authority` — the connection wrapper that repairs the `:authority` etcd's clients send
 //!   (`http://host:port`), which h2 would refuse;
-//! - `kv`, `maintenance`, `cluster` — the services built so far;
+//! - `kv`, `maintenance`, `cluster` — etcd's services built so far;
+//! - `diagnostics` — Glass's `glass.v1.Diagnostics`: snapshots, slow requests, runtime flags;
 //! - `unimplemented` — the services registered but not built yet: every RPC `UNIMPLEMENTED`;
 //! - `http` — `/metrics`, `/health`, `/version`;
 //! - `status` — etcd's gRPC errors (codes and messages, character for character) and the
@@ -21,6 +22,7 @@
 
 mod authority;
 mod cluster;
+mod diagnostics;
 mod http;
 mod kv;
 mod maintenance;
@@ -41,6 +43,7 @@ use tracing::{debug_span, Instrument};
 
 pub use authority::AuthorityFix;
 pub use cluster::ClusterService;
+pub use diagnostics::DiagnosticsService;
 pub use kv::KvService;
 pub use maintenance::MaintenanceService;
 pub use unimplemented::NotBuilt;
@@ -53,6 +56,7 @@ use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::pb::etcdserverpb::ResponseHeader;
+use crate::pb::glass::v1::diagnostics_server::DiagnosticsServer;
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
@@ -128,7 +132,10 @@ fn routes(server: &Arc<EtcdServer>) -> Routes {
     .add_service(LeaseServer::new(NotBuilt))
     .add_service(AuthServer::new(NotBuilt))
     .add_service(LockServer::new(NotBuilt))
-    .add_service(ElectionServer::new(NotBuilt));
+    .add_service(ElectionServer::new(NotBuilt))
+    .add_service(DiagnosticsServer::new(DiagnosticsService::new(
+        server.clone(),
+    )));
     let router = http::routes(server.clone()).merge(grpc.into_axum_router());
     Routes::from(router)
 }

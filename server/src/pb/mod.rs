@@ -32,3 +32,10 @@ pub mod walpb {
 pub mod snappb {
     tonic::include_proto!("snappb");
 }
+
+/// Glass's own API (`proto/glass/v1`): the diagnostics service.
+pub mod glass {
+    pub mod v1 {
+        tonic::include_proto!("glass.v1");
+    }
+}
