@@ -6,7 +6,7 @@
 //! [`TraceControl`] holds the tracing settings as atomics: the request path reads them per
 //! request without a lock; the runtime-flags code writes them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,16 @@ use tracing_subscriber::{reload, EnvFilter, Registry};
 /// etcd's warning-apply-duration: requests slower than this are kept and exported.
 pub const DEFAULT_SLOW_REQUEST_THRESHOLD: Duration = Duration::from_millis(100);
 
+/// How traces reach the OTLP collector (`--otlp-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, `POST /v1/traces`).
+    Http,
+}
+
 /// The tracing settings that can change while running.
 #[derive(Debug)]
 pub struct TraceControl {
@@ -25,7 +35,9 @@ pub struct TraceControl {
     slow_threshold_ns: AtomicU64,
     /// `None`: no exporter. Changes are picked up by the exporter task ([`TraceControl::version`]).
     otlp_endpoint: Mutex<Option<String>>,
-    /// Bumped on every endpoint change.
+    /// 0: gRPC, 1: HTTP.
+    otlp_protocol: AtomicU8,
+    /// Bumped on every endpoint or protocol change.
     version: AtomicU64,
 }
 
@@ -35,6 +47,7 @@ impl TraceControl {
             sample_ratio: AtomicU64::new(sample_ratio.clamp(0.0, 1.0).to_bits()),
             slow_threshold_ns: AtomicU64::new(duration_ns(slow_threshold)),
             otlp_endpoint: Mutex::new(otlp_endpoint),
+            otlp_protocol: AtomicU8::new(0),
             version: AtomicU64::new(0),
         }
     }
@@ -69,7 +82,24 @@ impl TraceControl {
         self.version.fetch_add(1, Ordering::Release);
     }
 
-    /// Changes with every [`set_otlp_endpoint`](Self::set_otlp_endpoint).
+    pub fn otlp_protocol(&self) -> OtlpProtocol {
+        match self.otlp_protocol.load(Ordering::Relaxed) {
+            0 => OtlpProtocol::Grpc,
+            _ => OtlpProtocol::Http,
+        }
+    }
+
+    pub fn set_otlp_protocol(&self, p: OtlpProtocol) {
+        let v = match p {
+            OtlpProtocol::Grpc => 0,
+            OtlpProtocol::Http => 1,
+        };
+        self.otlp_protocol.store(v, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes with every [`set_otlp_endpoint`](Self::set_otlp_endpoint) and
+    /// [`set_otlp_protocol`](Self::set_otlp_protocol).
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
@@ -160,6 +190,10 @@ mod tests {
         t.set_otlp_endpoint(Some("http://127.0.0.1:4317".into()));
         assert_eq!(t.version(), v + 1);
         assert_eq!(t.otlp_endpoint().as_deref(), Some("http://127.0.0.1:4317"));
+        assert_eq!(t.otlp_protocol(), OtlpProtocol::Grpc);
+        t.set_otlp_protocol(OtlpProtocol::Http);
+        assert_eq!(t.otlp_protocol(), OtlpProtocol::Http);
+        assert_eq!(t.version(), v + 2);
     }
 
     #[test]

@@ -21,18 +21,38 @@
 //!   and `glass_…` names for every measurement;
 //! - `capture` — a `tracing` layer that records spans and their fields, for tests;
 //! - `control` — [`init`] (the process's subscriber, its log filter reloadable through
-//!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint, changeable
-//!   while running).
+//!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint and
+//!   protocol, changeable while running);
+//! - `request` — [`RequestTrace`]: every request's per-layer timing record, and the
+//!   thread-local "current request" the layers record into ([`request::record`]);
+//! - `tracer` — [`Tracer`]: at a request's end, head sampling (parent-based), tail capture of
+//!   slow requests, the export queue;
+//! - `slow` — [`SlowRing`]: the recent slow requests with their per-layer breakdown;
+//! - `export` — the record → OTLP span conversion and the [`Exporter`] task (OTLP/gRPC and
+//!   OTLP/HTTP, batched, off the request path).
+//!
+//! # Per-request traces
+//! Besides the histograms, every request keeps a small record of the layers it crossed
+//! ([`request`]); only when it is sampled or slow are spans built from it, by the exporter
+//! task ([`export`] documents the span tree and how shared work appears in it).
 
 pub mod capture;
 mod control;
+pub mod export;
 mod histogram;
 mod metrics;
 pub mod names;
 pub mod prometheus;
+pub mod request;
+pub mod slow;
 mod timer;
+mod tracer;
 
-pub use control::{init, Guard, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
+pub use control::{init, Guard, OtlpProtocol, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
+pub use export::{Exporter, Resource};
+pub use request::{RequestTrace, TraceContext};
+pub use slow::{SlowRequest, SlowRing};
+pub use tracer::{FinishedRequest, Outcome, Tracer};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;

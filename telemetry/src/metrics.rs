@@ -53,6 +53,8 @@ pub struct Metrics {
     pub backend_commit: Histogram,
     /// [`names::BACKEND_COMMIT_FSYNC`]
     pub backend_commit_fsync: Histogram,
+    /// [`names::BACKEND_WRITE_BUFFER`]
+    pub backend_write_buffer: Histogram,
     /// [`names::BACKEND_COMMIT_PAGES`]
     pub backend_commit_pages: Histogram,
     /// [`names::BOLT_MMAP_REMAP`]
@@ -150,6 +152,11 @@ pub struct Metrics {
     pub server_read_indexes_failed: Counter,
     /// Entries whose apply took longer than etcd's 100 ms warning threshold.
     pub server_slow_apply: Counter,
+    /// Spans the OTLP exporter dropped: its queue was full, or an export failed (collector down
+    /// or too slow) or was partly rejected.
+    pub spans_dropped: Counter,
+    /// Requests slower than `--slow-request-threshold`.
+    pub slow_requests: Counter,
     /// Unary gRPC requests handled, by method and status code.
     pub grpc_handled: GrpcCounts,
 }
@@ -194,6 +201,7 @@ impl Metrics {
             names::BACKEND_TX_LOCK_WAIT => &self.backend_tx_lock_wait,
             names::BACKEND_COMMIT => &self.backend_commit,
             names::BACKEND_COMMIT_FSYNC => &self.backend_commit_fsync,
+            names::BACKEND_WRITE_BUFFER => &self.backend_write_buffer,
             names::BACKEND_COMMIT_PAGES => &self.backend_commit_pages,
             names::BOLT_MMAP_REMAP => &self.bolt_mmap_remap,
             names::BOLT_RW_LOCK_WAIT => &self.bolt_rw_lock_wait,

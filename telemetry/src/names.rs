@@ -40,6 +40,10 @@ measurements! {
     /// The fdatasync calls inside a commit, measured on their own.
     BACKEND_COMMIT_FSYNC = "backend.commit_fsync", Nanoseconds,
         "Time spent in fdatasync during backend commits.";
+    /// Publishing a write txn's buffered writes to readers when the batch tx lock is released
+    /// (etcd's `txWriteBuffer.writeback`). Span fields: `writes`.
+    BACKEND_WRITE_BUFFER = "backend.write_buffer", Nanoseconds,
+        "Time to publish a write transaction's buffered writes to readers.";
     /// Pages written per commit.
     BACKEND_COMMIT_PAGES = "backend.commit_pages", Pages,
         "Pages written by a backend commit.";

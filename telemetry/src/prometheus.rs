@@ -576,6 +576,18 @@ const SCALARS: &[Scalar] = &[
         "Raft entries applied while this process ran (etcd_server_proposals_applied_total is the applied index)."
     ),
     scalar!(raft_term, Gauge, "glass_raft_term", "The current raft term."),
+    scalar!(
+        spans_dropped,
+        Counter,
+        "glass_trace_spans_dropped_total",
+        "Spans the OTLP exporter dropped (queue full, collector down, too slow or rejecting)."
+    ),
+    scalar!(
+        slow_requests,
+        Counter,
+        "glass_slow_requests_total",
+        "Requests slower than --slow-request-threshold."
+    ),
 ];
 
 /// gRPC status code names as grpc-go's `codes.Code.String()` prints them.

@@ -23,6 +23,12 @@ impl Timer {
         self.0.elapsed()
     }
 
+    /// When the stopwatch started (for per-request records, see [`crate::request`]).
+    #[inline]
+    pub fn started_at(&self) -> Instant {
+        self.0
+    }
+
     /// Nanoseconds since start, saturating at `u64::MAX`.
     #[inline]
     pub fn elapsed_ns(&self) -> u64 {

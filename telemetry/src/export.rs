@@ -1,0 +1,645 @@
+//! OTLP export of finished requests: the record → span conversion ([`spans`]) and the
+//! [`Exporter`] task that sends batches over OTLP/gRPC (port 4317) or OTLP/HTTP with protobuf
+//! bodies (port 4318, `POST /v1/traces`) — both what Jaeger receives.
+//!
+//! # The span tree of a request
+//! The root span is the RPC (`etcdserverpb.KV/Put`, kind SERVER; parent: the caller's span
+//! when it sent a `traceparent`). Every layer the request crossed is a child span with the
+//! layer's measurement name (`raft.propose_commit`, `wal.fsync`, `etcdserver.apply`,
+//! `mvcc.put`, `backend.tx_lock_wait`, ...). Parents come from time containment: a layer's
+//! parent is the shortest other layer whose interval holds it, else the root. The layers of
+//! one request run one after another across threads (the API task, the raft thread, the
+//! applier) and nest on each thread, so this gives the call structure:
+//!
+//! ```text
+//! etcdserverpb.KV/Put
+//! ├ raft.propose_commit            propose → commit, on the raft thread
+//! │ ├ wal.append                   shared: the Ready that wrote this entry (glass.shared_by)
+//! │ └ wal.fsync                    shared: its fdatasync
+//! ├ raft.apply_queue               the batch's wait for the applier
+//! └ etcdserver.apply
+//!   ├ backend.tx_lock_wait
+//!   └ mvcc.txn
+//!     ├ mvcc.put
+//!     │ ├ mvcc.treeindex_lock_wait / _hold
+//!     ├ backend.write_buffer
+//!     └ backend.commit             when this request's txn filled the batch (shared)
+//!       └ freelist.allocate
+//! ```
+//!
+//! Work shared by many requests (one WAL write and fdatasync per Ready, one backend commit
+//! per batch) is a child span *in each request it served*, with the attribute
+//! `glass.shared_by` = how many requests it served — rather than span links to one span of
+//! its own: every trace then shows the whole time its request waited, in Jaeger's timeline,
+//! without a second trace to open. A periodic backend commit (every 100 ms, on the backend's
+//! own thread) happens after the requests of its batch have been answered: it is in no
+//! request's trace (its histogram has it).
+//!
+//! # The exporter
+//! One task on the server's runtime takes finished requests off the [`Tracer`]'s bounded
+//! queue, batches them (up to [`MAX_BATCH`] requests or [`BATCH_DELAY`]), builds the spans and
+//! sends them with a timeout. A failed export drops its spans and counts them
+//! (`spans_dropped`), as does a full queue on the request side: requests never wait for the
+//! collector. The task follows [`crate::TraceControl`]'s endpoint and protocol (rebuilding its
+//! client when they change) and shuts down within the time it is given.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use opentelemetry_proto::tonic::trace::v1::{
+    span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
+};
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::request::SHARED_BY;
+use crate::slow::grpc_code_name;
+use crate::tracer::FinishedRequest;
+use crate::{OtlpProtocol, Tracer};
+
+/// Requests per export.
+pub const MAX_BATCH: usize = 512;
+/// How long a batch waits to fill up.
+pub const BATCH_DELAY: Duration = Duration::from_millis(200);
+/// One export's limit (connect included).
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle exporter looks for a changed endpoint.
+const REFRESH: Duration = Duration::from_millis(500);
+/// At most one warning about failed exports per this long.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Who exports: the resource attributes of every span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// `service.instance.id`: the member's name.
+    pub member_name: String,
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+impl Resource {
+    /// `service.name=glassd`, `service.instance.id`, `service.version`, `glass.member_id` and
+    /// `glass.cluster_id` (hex, as etcd prints them).
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        vec![
+            kv_str("service.name", "glassd"),
+            kv_str("service.instance.id", &self.member_name),
+            kv_str("service.version", env!("CARGO_PKG_VERSION")),
+            kv_str("glass.member_id", &format!("{:x}", self.member_id)),
+            kv_str("glass.cluster_id", &format!("{:x}", self.cluster_id)),
+        ]
+    }
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+fn kv_str(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.to_string()))
+}
+
+fn kv_int(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+fn kv_bool(key: &str, v: bool) -> KeyValue {
+    kv(key, any_value::Value::BoolValue(v))
+}
+
+/// The id of the `i`th layer's span: a bijective mix of the root's id and `i` (unique within
+/// the trace, never 0 or the root's).
+fn child_span_id(root: u64, i: usize) -> u64 {
+    let mut z = root.wrapping_add((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == 0 || z == root {
+        z = root ^ 0x5555_5555_5555_5555 ^ (i as u64 + 1);
+    }
+    z
+}
+
+/// Each layer's parent: the index of the shortest other layer whose interval holds it
+/// (ties: the one recorded earlier), or `None` for the root. `(start, end)` in ns.
+pub fn parents(intervals: &[(u64, u64)]) -> Vec<Option<usize>> {
+    intervals
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, e))| {
+            let len = e - s;
+            intervals
+                .iter()
+                .enumerate()
+                .filter(|&(j, &(sj, ej))| {
+                    let lj = ej - sj;
+                    j != i && sj <= s && ej >= e && (lj > len || (lj == len && j < i))
+                })
+                .min_by_key(|&(j, &(sj, ej))| (ej - sj, j))
+                .map(|(j, _)| j)
+        })
+        .collect()
+}
+
+/// The spans of one request: the root, then one per layer.
+pub fn spans(f: &FinishedRequest) -> Vec<Span> {
+    let trace_id = f.trace_id.to_be_bytes().to_vec();
+    let root_id = f.span_id.to_be_bytes().to_vec();
+    let flags = 1; // recorded (and so sampled, as far as the collector is concerned)
+    let (service, method) = f.method.split_once('/').unwrap_or(("", f.method));
+    let mut attributes = vec![
+        kv_str("rpc.system", "grpc"),
+        kv_str("rpc.service", service),
+        kv_str("rpc.method", method),
+        kv_int("rpc.grpc.status_code", i64::from(f.code)),
+    ];
+    if !f.key.is_empty() {
+        attributes.push(kv_str("etcd.key", &f.key.escaped()));
+    }
+    attributes.extend(f.root.iter().map(|(k, v)| kv_int(k, v)));
+    attributes.push(kv_bool("glass.sampled", f.sampled));
+    attributes.push(kv_bool("glass.slow", f.slow));
+    let status = (f.code != 0).then(|| Status {
+        code: StatusCode::Error as i32,
+        message: grpc_code_name(f.code).to_string(),
+    });
+    let at = |offset_ns: u64| f.unix_start_ns.saturating_add(offset_ns);
+    let mut out = Vec::with_capacity(1 + f.layers.len());
+    out.push(Span {
+        trace_id: trace_id.clone(),
+        span_id: root_id.clone(),
+        parent_span_id: f
+            .parent_span_id
+            .map(|p| p.to_be_bytes().to_vec())
+            .unwrap_or_default(),
+        flags,
+        name: f.method.to_string(),
+        kind: SpanKind::Server as i32,
+        start_time_unix_nano: at(0),
+        end_time_unix_nano: at(f.duration_ns),
+        attributes,
+        status,
+        ..Span::default()
+    });
+    let intervals: Vec<(u64, u64)> = f
+        .layers
+        .iter()
+        .map(|l| {
+            let s = l.offset_ns(f.start);
+            (s, s.saturating_add(l.duration_ns))
+        })
+        .collect();
+    let parents = parents(&intervals);
+    for (i, l) in f.layers.iter().enumerate() {
+        let parent = match parents[i] {
+            Some(j) => child_span_id(f.span_id, j).to_be_bytes().to_vec(),
+            None => root_id.clone(),
+        };
+        let (s, e) = intervals[i];
+        out.push(Span {
+            trace_id: trace_id.clone(),
+            span_id: child_span_id(f.span_id, i).to_be_bytes().to_vec(),
+            parent_span_id: parent,
+            flags,
+            name: l.name.to_string(),
+            kind: SpanKind::Internal as i32,
+            start_time_unix_nano: at(s),
+            end_time_unix_nano: at(e),
+            attributes: l.attrs.iter().map(|(k, v)| kv_int(k, v)).collect(),
+            ..Span::default()
+        });
+    }
+    out
+}
+
+/// One OTLP export request holding `reqs`' spans.
+pub fn export_request(resource: &[KeyValue], reqs: &[FinishedRequest]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(ProtoResource {
+                attributes: resource.to_vec(),
+                ..ProtoResource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "glassd".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans: reqs.iter().flat_map(spans).collect(),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// The running export task; see the module documentation.
+#[derive(Debug)]
+pub struct Exporter {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Starts the export task on the current tokio runtime. `None` when the tracer already
+    /// has one (its queue has one reader).
+    pub fn start(tracer: Arc<Tracer>, resource: Resource) -> Option<Exporter> {
+        let rx = tracer.take_receiver()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(tracer, resource, rx, stop_rx));
+        Some(Exporter { stop, task })
+    }
+
+    /// Exports what is queued and stops, giving up after `within` (the collector may be down:
+    /// shutdown must not wait on it).
+    pub async fn shutdown(self, within: Duration) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(within, self.task).await.is_err() {
+            abort.abort();
+            warn!("the OTLP exporter did not finish in time; queued spans are dropped");
+        }
+    }
+}
+
+/// Where batches go: the client for the endpoint in force.
+enum Client {
+    Grpc(TraceServiceClient<tonic::transport::Channel>),
+    Http {
+        client: hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            Full<Bytes>,
+        >,
+        uri: http::Uri,
+    },
+}
+
+impl Client {
+    fn new(endpoint: &str, protocol: OtlpProtocol) -> Result<Client, String> {
+        if !endpoint.starts_with("http://") {
+            return Err(format!(
+                "{endpoint}: only http:// OTLP endpoints are supported (no TLS yet)"
+            ));
+        }
+        match protocol {
+            OtlpProtocol::Grpc => {
+                let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+                    .map_err(|e| format!("{endpoint}: {e}"))?
+                    .connect_timeout(EXPORT_TIMEOUT)
+                    .timeout(EXPORT_TIMEOUT);
+                Ok(Client::Grpc(TraceServiceClient::new(ep.connect_lazy())))
+            }
+            OtlpProtocol::Http => {
+                let base = endpoint.trim_end_matches('/');
+                let url = if base.ends_with("/v1/traces") {
+                    base.to_string()
+                } else {
+                    format!("{base}/v1/traces")
+                };
+                let uri = url
+                    .parse::<http::Uri>()
+                    .map_err(|e| format!("{endpoint}: {e}"))?;
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http();
+                Ok(Client::Http { client, uri })
+            }
+        }
+    }
+
+    /// Sends one request; `Ok(rejected spans)`.
+    async fn send(&mut self, req: ExportTraceServiceRequest) -> Result<u64, String> {
+        match self {
+            Client::Grpc(c) => {
+                let resp = c
+                    .export(req)
+                    .await
+                    .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+                Ok(resp
+                    .into_inner()
+                    .partial_success
+                    .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0)))
+            }
+            Client::Http { client, uri } => {
+                let body = Full::new(Bytes::from(req.encode_to_vec()));
+                let request = http::Request::post(uri.clone())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(body)
+                    .map_err(|e| e.to_string())?;
+                let resp = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                // Read the body so the connection can be reused.
+                let _ = resp.into_body().collect().await;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}"));
+                }
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// The exporter's state between batches.
+struct Sink {
+    tracer: Arc<Tracer>,
+    resource: Vec<KeyValue>,
+    /// The control version the client was built for.
+    version: Option<u64>,
+    client: Option<Client>,
+    last_warning: Option<Instant>,
+}
+
+impl Sink {
+    /// Rebuilds the client when the endpoint or protocol changed.
+    fn refresh(&mut self) {
+        let control = self.tracer.control();
+        let v = control.version();
+        if self.version == Some(v) {
+            return;
+        }
+        self.version = Some(v);
+        let endpoint = control.otlp_endpoint().filter(|e| !e.is_empty());
+        let protocol = control.otlp_protocol();
+        self.client = match endpoint.as_deref().map(|e| (e, Client::new(e, protocol))) {
+            None => None,
+            Some((e, Ok(c))) => {
+                info!(endpoint = e, ?protocol, "exporting traces over OTLP");
+                Some(c)
+            }
+            Some((e, Err(err))) => {
+                warn!(endpoint = e, error = %err, "cannot export traces");
+                None
+            }
+        };
+        self.tracer.set_exporting(self.client.is_some());
+    }
+
+    async fn export(&mut self, batch: &mut Vec<FinishedRequest>) {
+        if batch.is_empty() {
+            return;
+        }
+        let spans: u64 = batch.iter().map(FinishedRequest::span_count).sum();
+        let result = match &mut self.client {
+            None => Err("no OTLP endpoint".to_string()),
+            Some(c) => {
+                let req = export_request(&self.resource, batch);
+                match tokio::time::timeout(EXPORT_TIMEOUT, c.send(req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("timed out after {EXPORT_TIMEOUT:?}")),
+                }
+            }
+        };
+        batch.clear();
+        let dropped = match result {
+            Ok(rejected) => rejected,
+            Err(e) => {
+                let now = Instant::now();
+                if self
+                    .last_warning
+                    .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+                {
+                    self.last_warning = Some(now);
+                    warn!(error = %e, spans, "OTLP export failed; spans dropped");
+                }
+                spans
+            }
+        };
+        self.tracer.metrics().spans_dropped.add(dropped);
+    }
+}
+
+async fn run(
+    tracer: Arc<Tracer>,
+    resource: Resource,
+    mut rx: mpsc::Receiver<FinishedRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut sink = Sink {
+        resource: resource.attributes(),
+        tracer,
+        version: None,
+        client: None,
+        last_warning: None,
+    };
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    'run: loop {
+        sink.refresh();
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
+                    break 'run;
+                }
+                continue;
+            }
+            r = rx.recv() => match r {
+                Some(f) => batch.push(f),
+                None => break 'run,
+            },
+            _ = tokio::time::sleep(REFRESH) => continue,
+        }
+        let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+        while batch.len() < MAX_BATCH && !*stop.borrow() {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
+                    Ok(Some(f)) => batch.push(f),
+                    _ => break,
+                },
+            }
+        }
+        sink.export(&mut batch).await;
+    }
+    // Stopping: what is queued now goes out (the caller bounds how long this may take).
+    rx.close();
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        sink.export(&mut batch).await;
+    }
+    sink.tracer.set_exporting(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Attrs, KeyPrefix, Layer};
+    use crate::{names, Timer};
+
+    fn layer(name: &'static str, origin: Instant, start_us: u64, dur_us: u64) -> Layer {
+        Layer {
+            name,
+            start: origin + Duration::from_micros(start_us),
+            duration_ns: dur_us * 1000,
+            attrs: Attrs::default(),
+        }
+    }
+
+    fn finished(layers: Vec<Layer>, start: Instant) -> FinishedRequest {
+        FinishedRequest {
+            method: "etcdserverpb.KV/Put",
+            trace_id: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            span_id: 0xabcd,
+            parent_span_id: None,
+            sampled: true,
+            slow: false,
+            unix_start_ns: 1_000_000_000,
+            start,
+            duration_ns: 1_000_000,
+            code: 0,
+            root: Attrs::from_slice(&[("etcd.revision", 5), ("etcd.value_bytes", 3)]),
+            key: KeyPrefix::new(b"foo"),
+            layers,
+        }
+    }
+
+    #[test]
+    fn parents_by_containment() {
+        // root ⊃ a ⊃ b; c after a; d equal to c (the earlier one is the parent).
+        let p = parents(&[(10, 100), (20, 30), (100, 200), (100, 200), (0, 1000)]);
+        assert_eq!(p, [Some(4), Some(0), Some(4), Some(2), None]);
+        // Overlapping but not contained: siblings.
+        assert_eq!(parents(&[(0, 10), (5, 15)]), [None, None]);
+    }
+
+    #[test]
+    fn a_put_becomes_a_tree_of_spans() {
+        let o = Instant::now();
+        let layers = vec![
+            layer(names::WAL_APPEND, o, 20, 10).with(&[(SHARED_BY, 3)]),
+            layer(names::WAL_FSYNC, o, 30, 100),
+            layer(names::RAFT_PROPOSE_COMMIT, o, 10, 200).with(&[("raft.index", 9)]),
+            layer(names::MVCC_PUT, o, 300, 50),
+            layer(names::MVCC_TXN, o, 290, 100),
+            layer(names::ETCDSERVER_APPLY, o, 250, 200),
+        ];
+        let f = finished(layers, o);
+        let spans = spans(&f);
+        assert_eq!(spans.len(), 7);
+        let by_name = |n: &str| spans.iter().find(|s| s.name == n).unwrap();
+        let root = by_name("etcdserverpb.KV/Put");
+        assert_eq!(root.kind, SpanKind::Server as i32);
+        assert!(root.parent_span_id.is_empty());
+        assert_eq!(root.trace_id, f.trace_id.to_be_bytes());
+        assert_eq!(root.start_time_unix_nano, 1_000_000_000);
+        assert_eq!(root.end_time_unix_nano, 1_001_000_000);
+        let int = |s: &Span, k: &str| {
+            s.attributes.iter().find(|a| a.key == k).and_then(|a| {
+                match a.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::IntValue(v) => Some(*v),
+                    _ => None,
+                }
+            })
+        };
+        let string = |s: &Span, k: &str| {
+            s.attributes.iter().find(|a| a.key == k).and_then(|a| {
+                match a.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(v) => Some(v.clone()),
+                    _ => None,
+                }
+            })
+        };
+        assert_eq!(string(root, "rpc.method").as_deref(), Some("Put"));
+        assert_eq!(string(root, "rpc.service").as_deref(), Some("etcdserverpb.KV"));
+        assert_eq!(string(root, "etcd.key").as_deref(), Some("foo"));
+        assert_eq!(int(root, "rpc.grpc.status_code"), Some(0));
+        assert_eq!(int(root, "etcd.revision"), Some(5));
+        assert!(root.status.is_none());
+        let commit = by_name(names::RAFT_PROPOSE_COMMIT);
+        assert_eq!(commit.parent_span_id, root.span_id);
+        assert_eq!(int(commit, "raft.index"), Some(9));
+        assert_eq!(by_name(names::WAL_APPEND).parent_span_id, commit.span_id);
+        assert_eq!(int(by_name(names::WAL_APPEND), SHARED_BY), Some(3));
+        assert_eq!(by_name(names::WAL_FSYNC).parent_span_id, commit.span_id);
+        let apply = by_name(names::ETCDSERVER_APPLY);
+        assert_eq!(apply.parent_span_id, root.span_id);
+        let txn = by_name(names::MVCC_TXN);
+        assert_eq!(txn.parent_span_id, apply.span_id);
+        assert_eq!(by_name(names::MVCC_PUT).parent_span_id, txn.span_id);
+        assert_eq!(by_name(names::MVCC_PUT).start_time_unix_nano, 1_000_300_000);
+        assert_eq!(by_name(names::MVCC_PUT).end_time_unix_nano, 1_000_350_000);
+        // Every span id is distinct and non-zero.
+        let mut ids: Vec<&Vec<u8>> = spans.iter().map(|s| &s.span_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), spans.len());
+        assert!(spans.iter().all(|s| s.span_id != [0; 8]));
+    }
+
+    #[test]
+    fn errors_and_remote_parents() {
+        let mut f = finished(Vec::new(), Instant::now());
+        f.code = 4;
+        f.parent_span_id = Some(0x77);
+        let root = &spans(&f)[0];
+        assert_eq!(root.parent_span_id, 0x77u64.to_be_bytes());
+        let st = root.status.as_ref().unwrap();
+        assert_eq!(st.code, StatusCode::Error as i32);
+        assert_eq!(st.message, "DEADLINE_EXCEEDED");
+    }
+
+    #[test]
+    fn resource_and_request() {
+        let r = Resource {
+            member_name: "m1".into(),
+            member_id: 0x8e9e05c52164694d,
+            cluster_id: 0xcdf818194e3a8c32,
+        };
+        let t = Timer::start();
+        let f = finished(vec![Layer::new(names::WAL_FSYNC, &t, 1)], Instant::now());
+        let req = export_request(&r.attributes(), &[f.clone(), f]);
+        let rs = &req.resource_spans[0];
+        let attrs: Vec<(String, String)> = rs
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(v) => Some((a.key.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(attrs.contains(&("service.name".into(), "glassd".into())));
+        assert!(attrs.contains(&("service.instance.id".into(), "m1".into())));
+        assert!(attrs.contains(&("glass.member_id".into(), "8e9e05c52164694d".into())));
+        assert!(attrs.contains(&("glass.cluster_id".into(), "cdf818194e3a8c32".into())));
+        assert_eq!(rs.scope_spans[0].spans.len(), 4);
+    }
+
+    #[test]
+    fn child_ids_are_distinct() {
+        for root in [1u64, 0xabcd, u64::MAX] {
+            let mut ids: Vec<u64> = (0..1000).map(|i| child_span_id(root, i)).collect();
+            ids.push(root);
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 1001);
+            assert!(!ids.contains(&0));
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! [`Tracer`]: the end of every request's record — decide, keep, hand over.
+//!
+//! When an RPC ends the API layer calls [`Tracer::finish`]:
+//! - **head sampling**, parent-based: an incoming W3C trace context's sampled flag decides;
+//!   without one, `--trace-sample-ratio` (read from [`TraceControl`] per request);
+//! - **tail capture**: a request slower than `--slow-request-threshold` is kept whatever the
+//!   sampling said: counted (`slow_requests`), put in the [`SlowRing`] with its per-layer
+//!   breakdown, and exported;
+//! - otherwise the record is dropped: no span was ever built for it.
+//!
+//! What is exported goes onto a bounded queue, as a [`FinishedRequest`] (the record, not
+//! spans: the exporter task builds the spans, off the request path). A full queue drops the
+//! request's spans and counts them (`spans_dropped`); the request never waits for the
+//! exporter.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::request::{Attrs, KeyPrefix, Layer, RequestTrace, TraceContext, ROOT_ATTRS};
+use crate::slow::{SlowLayer, SlowRequest, SlowRing, DEFAULT_SLOW_RING};
+use crate::{Metrics, TraceControl};
+
+/// Requests the export queue holds (each becomes one trace of a dozen spans or so).
+pub const EXPORT_QUEUE: usize = 4096;
+
+/// A request to export: its record, its ids and how it ended.
+#[derive(Debug, Clone)]
+pub struct FinishedRequest {
+    pub method: &'static str,
+    pub trace_id: u128,
+    /// The root span's id.
+    pub span_id: u64,
+    /// The caller's span (incoming trace context), the root span's parent.
+    pub parent_span_id: Option<u64>,
+    /// Head-sampled (else exported because slow).
+    pub sampled: bool,
+    pub slow: bool,
+    /// Unix time of the start, nanoseconds.
+    pub unix_start_ns: u64,
+    /// The start on the monotonic clock (the layers' times are relative to it).
+    pub start: Instant,
+    pub duration_ns: u64,
+    /// gRPC status code.
+    pub code: i32,
+    pub root: Attrs<ROOT_ATTRS>,
+    pub key: KeyPrefix,
+    pub layers: Vec<Layer>,
+}
+
+impl FinishedRequest {
+    /// Spans this request exports as: its root and one per layer.
+    pub fn span_count(&self) -> u64 {
+        1 + self.layers.len() as u64
+    }
+
+    /// What was asked, for the slow-request ring.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        if !self.key.is_empty() {
+            s.push_str(&format!("key=\"{}\"", self.key.escaped()));
+        }
+        for (k, v) in self.root.iter() {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            let k = k.strip_prefix("etcd.").unwrap_or(k);
+            s.push_str(&format!("{k}={v}"));
+        }
+        s
+    }
+
+    fn slow_request(&self, exported: bool) -> SlowRequest {
+        let mut layers: Vec<SlowLayer> = self
+            .layers
+            .iter()
+            .map(|l| SlowLayer {
+                name: l.name,
+                start_offset_ns: l.offset_ns(self.start),
+                duration_ns: l.duration_ns,
+            })
+            .collect();
+        layers.sort_by_key(|l| (l.start_offset_ns, std::cmp::Reverse(l.duration_ns)));
+        SlowRequest {
+            method: self.method,
+            unix_ms: i64::try_from(self.unix_start_ns / 1_000_000).unwrap_or(i64::MAX),
+            duration_ns: self.duration_ns,
+            code: self.code,
+            trace_id: exported.then_some(self.trace_id),
+            summary: self.summary(),
+            layers,
+        }
+    }
+}
+
+/// The per-process request tracer; see the module documentation. Shared as an `Arc`.
+#[derive(Debug)]
+pub struct Tracer {
+    control: Arc<TraceControl>,
+    metrics: Arc<Metrics>,
+    slow: SlowRing,
+    tx: mpsc::Sender<FinishedRequest>,
+    /// Taken by the exporter when it starts.
+    rx: Mutex<Option<mpsc::Receiver<FinishedRequest>>>,
+    /// An exporter is running with an endpoint: only then are requests queued.
+    exporting: AtomicBool,
+}
+
+/// What [`Tracer::finish`] did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub sampled: bool,
+    pub slow: bool,
+    /// Queued for export, under this trace id.
+    pub exported: Option<u128>,
+}
+
+impl Tracer {
+    pub fn new(control: Arc<TraceControl>, metrics: Arc<Metrics>) -> Self {
+        Self::with_ring(control, metrics, DEFAULT_SLOW_RING)
+    }
+
+    pub fn with_ring(control: Arc<TraceControl>, metrics: Arc<Metrics>, ring: usize) -> Self {
+        let (tx, rx) = mpsc::channel(EXPORT_QUEUE);
+        Tracer {
+            control,
+            metrics,
+            slow: SlowRing::new(ring),
+            tx,
+            rx: Mutex::new(Some(rx)),
+            exporting: AtomicBool::new(false),
+        }
+    }
+
+    /// The settings the request path reads per request (and the runtime flags change).
+    pub fn control(&self) -> &Arc<TraceControl> {
+        &self.control
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The recent slow requests.
+    pub fn slow(&self) -> &SlowRing {
+        &self.slow
+    }
+
+    /// Whether finished requests are queued for an exporter.
+    pub fn is_exporting(&self) -> bool {
+        self.exporting.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_exporting(&self, on: bool) {
+        self.exporting.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<FinishedRequest>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// A record for an RPC that started at `start`.
+    pub fn begin(
+        &self,
+        method: &'static str,
+        start: Instant,
+        parent: Option<TraceContext>,
+    ) -> Arc<RequestTrace> {
+        Arc::new(RequestTrace::new(method, start, parent))
+    }
+
+    /// Ends `trace` with gRPC status `code`: samples, keeps slow requests, queues exports.
+    pub fn finish(&self, trace: &RequestTrace, code: i32) -> Outcome {
+        let elapsed = trace.start().elapsed();
+        let sampled = match trace.parent() {
+            Some(p) => p.sampled,
+            None => sample(self.control.sample_ratio()),
+        };
+        let slow = elapsed > self.control.slow_threshold();
+        if !sampled && !slow {
+            return Outcome {
+                sampled,
+                slow,
+                exported: None,
+            };
+        }
+        let taken = trace.take();
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let finished = FinishedRequest {
+            method: trace.method(),
+            trace_id: trace
+                .parent()
+                .map_or_else(random_trace_id, |p| p.trace_id),
+            span_id: random_span_id(),
+            parent_span_id: trace.parent().map(|p| p.span_id),
+            sampled,
+            slow,
+            unix_start_ns: u64::try_from(unix_now.saturating_sub(elapsed.as_nanos()))
+                .unwrap_or(0),
+            start: trace.start(),
+            duration_ns,
+            code,
+            root: taken.root,
+            key: taken.key,
+            layers: taken.layers,
+        };
+        let exporting = self.is_exporting();
+        if slow {
+            self.metrics.slow_requests.inc();
+            self.slow.push(finished.slow_request(exporting));
+        }
+        let mut exported = None;
+        if exporting {
+            let (id, spans) = (finished.trace_id, finished.span_count());
+            match self.tx.try_send(finished) {
+                Ok(()) => exported = Some(id),
+                Err(_) => self.metrics.spans_dropped.add(spans),
+            }
+        }
+        Outcome {
+            sampled,
+            slow,
+            exported,
+        }
+    }
+}
+
+/// Head sampling at `ratio`.
+fn sample(ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        true
+    } else if ratio <= 0.0 {
+        false
+    } else {
+        rand::random::<f64>() < ratio
+    }
+}
+
+pub(crate) fn random_trace_id() -> u128 {
+    loop {
+        let id = rand::random::<u128>();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+pub(crate) fn random_span_id() -> u64 {
+    loop {
+        let id = rand::random::<u64>();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{names, Timer};
+    use std::time::Duration;
+
+    fn tracer(ratio: f64, slow: Duration) -> Tracer {
+        Tracer::new(
+            Arc::new(TraceControl::new(ratio, slow, None)),
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    #[test]
+    fn unsampled_fast_requests_leave_nothing() {
+        let t = tracer(0.0, Duration::from_secs(10));
+        let r = t.begin("etcdserverpb.KV/Put", Instant::now(), None);
+        r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 5));
+        let o = t.finish(&r, 0);
+        assert_eq!((o.sampled, o.slow, o.exported), (false, false, None));
+        assert!(t.slow().is_empty());
+        assert_eq!(r.layers().len(), 1, "the record was not even taken");
+    }
+
+    #[test]
+    fn slow_requests_are_kept_and_counted_even_unsampled() {
+        let t = tracer(0.0, Duration::ZERO);
+        let start = Instant::now();
+        let r = t.begin("etcdserverpb.KV/Put", start, None);
+        r.set_key(b"foo");
+        r.set_attr("etcd.value_bytes", 3);
+        let timer = Timer::start();
+        std::thread::sleep(Duration::from_millis(1));
+        r.push(Layer::new(names::ETCDSERVER_APPLY, &timer, 10));
+        let o = t.finish(&r, 4);
+        assert!(o.slow && !o.sampled);
+        assert_eq!(o.exported, None, "no exporter running");
+        assert_eq!(t.metrics().slow_requests.get(), 1);
+        let kept = t.slow().recent(0);
+        assert_eq!(kept.len(), 1);
+        let k = &kept[0];
+        assert_eq!(k.method, "etcdserverpb.KV/Put");
+        assert_eq!(k.code_name(), "DEADLINE_EXCEEDED");
+        assert_eq!(k.summary, "key=\"foo\" value_bytes=3");
+        assert_eq!(k.layers.len(), 1);
+        assert_eq!(k.layers[0].name, names::ETCDSERVER_APPLY);
+        assert!(k.duration_ns >= 1_000_000);
+        assert_eq!(k.trace_id, None);
+    }
+
+    #[test]
+    fn parent_based_sampling_and_queueing() {
+        let t = tracer(0.0, Duration::from_secs(10));
+        let mut rx = t.take_receiver().unwrap();
+        t.set_exporting(true);
+        let parent = TraceContext {
+            trace_id: 42,
+            span_id: 7,
+            sampled: true,
+        };
+        let r = t.begin("etcdserverpb.KV/Range", Instant::now(), Some(parent));
+        let o = t.finish(&r, 0);
+        assert!(o.sampled);
+        assert_eq!(o.exported, Some(42));
+        let f = rx.try_recv().unwrap();
+        assert_eq!((f.trace_id, f.parent_span_id), (42, Some(7)));
+        // An unsampled parent wins over a ratio of 1.
+        t.control().set_sample_ratio(1.0);
+        let r = t.begin(
+            "etcdserverpb.KV/Range",
+            Instant::now(),
+            Some(TraceContext {
+                sampled: false,
+                ..parent
+            }),
+        );
+        assert!(!t.finish(&r, 0).sampled);
+        // Without a parent, the ratio decides.
+        let r = t.begin("etcdserverpb.KV/Range", Instant::now(), None);
+        assert!(t.finish(&r, 0).sampled);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_spans() {
+        let t = tracer(1.0, Duration::from_secs(10));
+        let _rx = t.take_receiver().unwrap();
+        t.set_exporting(true);
+        for _ in 0..EXPORT_QUEUE {
+            let r = t.begin("m", Instant::now(), None);
+            assert!(t.finish(&r, 0).exported.is_some());
+        }
+        let r = t.begin("m", Instant::now(), None);
+        r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
+        assert_eq!(t.finish(&r, 0).exported, None);
+        assert_eq!(t.metrics().spans_dropped.get(), 2);
+    }
+}
