@@ -35,6 +35,9 @@ use tracing::info;
 
 use etcdserver::{EtcdServer, ServerConfig, ServerError};
 
+/// How long stopping waits for the trace exporter to send what is queued.
+const EXPORTER_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why [`run`] stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -101,9 +104,23 @@ pub async fn run(
         info!(?mode, "auto compaction enabled");
         tokio::spawn(etcdserver::compactor_run(server.clone(), mode))
     });
+    // Always running: the endpoint may be set (or changed) while running; without one the
+    // exporter idles and nothing is queued.
+    let exporter = telemetry::Exporter::start(
+        server.tracer().clone(),
+        telemetry::Resource {
+            member_name: cfg.name.clone(),
+            member_id: server.id(),
+            cluster_id: server.cluster_id(),
+        },
+    );
     let served = api::serve(server.clone(), client, metrics_l, shutdown).await;
     if let Some(c) = compactor {
         c.abort();
+    }
+    if let Some(e) = exporter {
+        // What the last requests left in the queue goes out, unless the collector is down.
+        e.shutdown(EXPORTER_SHUTDOWN).await;
     }
     info!("stopping the member");
     let s2 = server.clone();

@@ -59,7 +59,6 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::request::SHARED_BY;
 use crate::slow::grpc_code_name;
 use crate::tracer::FinishedRequest;
 use crate::{OtlpProtocol, Tracer};
@@ -224,7 +223,10 @@ pub fn spans(f: &FinishedRequest) -> Vec<Span> {
 }
 
 /// One OTLP export request holding `reqs`' spans.
-pub fn export_request(resource: &[KeyValue], reqs: &[FinishedRequest]) -> ExportTraceServiceRequest {
+pub fn export_request(
+    resource: &[KeyValue],
+    reqs: &[FinishedRequest],
+) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(ProtoResource {
@@ -487,7 +489,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Attrs, KeyPrefix, Layer};
+    use crate::request::{Attrs, KeyPrefix, Layer, SHARED_BY};
     use crate::{names, Timer};
 
     fn layer(name: &'static str, origin: Instant, start_us: u64, dur_us: u64) -> Layer {
@@ -564,7 +566,10 @@ mod tests {
             })
         };
         assert_eq!(string(root, "rpc.method").as_deref(), Some("Put"));
-        assert_eq!(string(root, "rpc.service").as_deref(), Some("etcdserverpb.KV"));
+        assert_eq!(
+            string(root, "rpc.service").as_deref(),
+            Some("etcdserverpb.KV")
+        );
         assert_eq!(string(root, "etcd.key").as_deref(), Some("foo"));
         assert_eq!(int(root, "rpc.grpc.status_code"), Some(0));
         assert_eq!(int(root, "etcd.revision"), Some(5));

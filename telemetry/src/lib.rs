@@ -50,13 +50,13 @@ mod tracer;
 
 pub use control::{init, Guard, OtlpProtocol, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
 pub use export::{Exporter, Resource};
-pub use request::{RequestTrace, TraceContext};
-pub use slow::{SlowRequest, SlowRing};
-pub use tracer::{FinishedRequest, Outcome, Tracer};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;
+pub use request::{RequestTrace, TraceContext};
+pub use slow::{SlowRequest, SlowRing};
 pub use timer::Timer;
+pub use tracer::{FinishedRequest, Outcome, Tracer};
 
 /// Installs a plain `tracing` subscriber writing to stderr, filtered by `RUST_LOG` (default
 /// `level`). Binaries only; calling it twice is harmless (the second call does nothing).

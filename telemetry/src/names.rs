@@ -116,8 +116,8 @@ measurements! {
     MVCC_RESTORE = "mvcc.restore", Nanoseconds,
         "Time to rebuild the MVCC key index from the backend at start-up.";
     /// One proposal, from the moment the raft node took it to the moment its entry was
-    /// committed and queued for the applier (measured by the leader, which knows the entry's
-    /// index). Span fields: `index`, `term`.
+    /// committed (measured by the leader, which knows the entry's index; the wait for room in
+    /// the apply queue that follows is `raft.apply_queue`'s). Span fields: `index`, `term`.
     RAFT_PROPOSE_COMMIT = "raft.propose_commit", Nanoseconds,
         "Time from a proposal to the commit of its entry.";
     /// Handling one raft Ready: messages, snapshot, committed entries, the WAL save (one per

@@ -149,8 +149,7 @@ impl TraceContext {
             return None;
         }
         let version = hex_field(&v[0..2])?;
-        if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-')
-        {
+        if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
             return None;
         }
         let trace_id = hex_field(&v[3..35])?;
@@ -179,8 +178,7 @@ impl TraceContext {
 
 /// Lowercase hex only (the W3C format); at most 32 digits.
 fn hex_field(s: &str) -> Option<u128> {
-    if s.is_empty() || s.len() > 32 || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if s.is_empty() || s.len() > 32 || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     u128::from_str_radix(s, 16).ok()
@@ -521,8 +519,10 @@ mod tests {
         let unsampled = TraceContext::from_traceparent(&tp.replace("-01", "-00")).unwrap();
         assert!(!unsampled.sampled);
         // A later version with more fields is read as 00.
-        assert!(TraceContext::from_traceparent(&format!("{}-xyz", tp.replacen("00", "01", 1)))
-            .is_some());
+        assert!(
+            TraceContext::from_traceparent(&format!("{}-xyz", tp.replacen("00", "01", 1)))
+                .is_some()
+        );
         for bad in [
             "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",

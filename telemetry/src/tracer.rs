@@ -193,15 +193,12 @@ impl Tracer {
         let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let finished = FinishedRequest {
             method: trace.method(),
-            trace_id: trace
-                .parent()
-                .map_or_else(random_trace_id, |p| p.trace_id),
+            trace_id: trace.parent().map_or_else(random_trace_id, |p| p.trace_id),
             span_id: random_span_id(),
             parent_span_id: trace.parent().map(|p| p.span_id),
             sampled,
             slow,
-            unix_start_ns: u64::try_from(unix_now.saturating_sub(elapsed.as_nanos()))
-                .unwrap_or(0),
+            unix_start_ns: u64::try_from(unix_now.saturating_sub(elapsed.as_nanos())).unwrap_or(0),
             start: trace.start(),
             duration_ns,
             code,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::status::not_built;
-use super::{observe, Headers};
+use super::{observe_traced, trace_parent, Headers};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::{
@@ -55,27 +55,32 @@ impl Cluster for ClusterService {
 
     async fn member_list(
         &self,
-        _: Request<MemberListRequest>,
+        req: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        observe(&self.server, "etcdserverpb.Cluster/MemberList", async {
-            let mut resp = MemberListResponse {
-                header: None,
-                members: self
-                    .server
-                    .members()
-                    .iter()
-                    .map(|m| Member {
-                        id: m.id,
-                        name: m.name.clone(),
-                        peer_ur_ls: m.peer_urls.clone(),
-                        client_ur_ls: m.client_urls.clone(),
-                        is_learner: m.is_learner,
-                    })
-                    .collect(),
-            };
-            self.headers.fill_ids(&mut resp.header);
-            Ok(resp)
-        })
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Cluster/MemberList",
+            trace_parent(&req),
+            async {
+                let mut resp = MemberListResponse {
+                    header: None,
+                    members: self
+                        .server
+                        .members()
+                        .iter()
+                        .map(|m| Member {
+                            id: m.id,
+                            name: m.name.clone(),
+                            peer_ur_ls: m.peer_urls.clone(),
+                            client_ur_ls: m.client_urls.clone(),
+                            is_learner: m.is_learner,
+                        })
+                        .collect(),
+                };
+                self.headers.fill_ids(&mut resp.header);
+                Ok(resp)
+            },
+        )
         .await
     }
 

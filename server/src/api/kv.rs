@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use telemetry::request;
 use tonic::{Request, Response, Status};
 
 use super::status::EtcdError;
-use super::{observe, Headers};
+use super::{observe_traced, trace_parent, Headers};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::request_op::Request as Op;
@@ -151,25 +152,43 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>
     Ok((puts, dels))
 }
 
+/// The response's revision, on the request's root span.
+fn set_revision(h: &Option<crate::pb::etcdserverpb::ResponseHeader>) {
+    if let Some(h) = h {
+        request::set_attr("etcd.revision", h.revision);
+    }
+}
+
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.KV/Range", async {
+        observe_traced(&self.server, "etcdserverpb.KV/Range", parent, async {
             check_range(&r)?;
+            request::set_key(&r.key);
             let mut resp = self.server.range(r).await?;
             self.headers.fill(&mut resp.header);
+            request::set_attr("etcd.keys", resp.kvs.len() as i64);
+            request::set_attr("etcd.count", resp.count);
+            set_revision(&resp.header);
             Ok(resp)
         })
         .await
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.KV/Put", async {
+        observe_traced(&self.server, "etcdserverpb.KV/Put", parent, async {
             check_put(&r)?;
+            request::set_key(&r.key);
+            request::set_attr("etcd.keys", 1);
+            request::set_attr("etcd.key_bytes", r.key.len() as i64);
+            request::set_attr("etcd.value_bytes", r.value.len() as i64);
             let mut resp = self.server.put(r).await?;
             self.headers.fill(&mut resp.header);
+            set_revision(&resp.header);
             Ok(resp)
         })
         .await
@@ -179,26 +198,35 @@ impl Kv for KvService {
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.KV/DeleteRange", async {
+        observe_traced(&self.server, "etcdserverpb.KV/DeleteRange", parent, async {
             check_delete(&r)?;
+            request::set_key(&r.key);
             let mut resp = self.server.delete_range(r).await?;
             self.headers.fill(&mut resp.header);
+            request::set_attr("etcd.keys", resp.deleted);
+            set_revision(&resp.header);
             Ok(resp)
         })
         .await
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.KV/Txn", async {
+        observe_traced(&self.server, "etcdserverpb.KV/Txn", parent, async {
             let max = i64::try_from(self.server.max_txn_ops()).unwrap_or(i64::MAX);
             check_txn(&r, max)?;
             // After the request check, to avoid a quadratic blowup on huge txns.
             check_intervals(&r.success)?;
             check_intervals(&r.failure)?;
+            request::set_attr("etcd.compares", r.compare.len() as i64);
+            request::set_attr("etcd.ops", (r.success.len() + r.failure.len()) as i64);
             let mut resp = self.server.txn(r).await?;
             self.headers.fill(&mut resp.header);
+            request::set_attr("etcd.succeeded", i64::from(resp.succeeded));
+            set_revision(&resp.header);
             Ok(resp)
         })
         .await
@@ -208,10 +236,13 @@ impl Kv for KvService {
         &self,
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.KV/Compact", async {
+        observe_traced(&self.server, "etcdserverpb.KV/Compact", parent, async {
+            request::set_attr("etcd.compact_revision", r.revision);
             let mut resp = self.server.compact(r).await?;
             self.headers.fill(&mut resp.header);
+            set_revision(&resp.header);
             Ok(resp)
         })
         .await

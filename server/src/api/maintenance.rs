@@ -8,7 +8,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status::not_built;
-use super::{observe, Headers};
+use super::{observe_traced, trace_parent, Headers};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{
@@ -37,56 +37,80 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.Maintenance/Alarm", async {
-            let mut resp = self.server.alarm(r).await?;
-            self.headers.fill(&mut resp.header);
-            Ok(resp)
-        })
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Maintenance/Alarm",
+            parent,
+            async {
+                let mut resp = self.server.alarm(r).await?;
+                self.headers.fill(&mut resp.header);
+                Ok(resp)
+            },
+        )
         .await
     }
 
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        observe(&self.server, "etcdserverpb.Maintenance/Status", async {
-            let st = self.server.status();
-            let mut resp = StatusResponse {
-                header: None,
-                version: st.version.to_string(),
-                db_size: st.db_size as i64,
-                leader: st.leader,
-                raft_index: st.raft_index,
-                raft_term: st.raft_term,
-                raft_applied_index: st.raft_applied_index,
-                errors: st.errors,
-                db_size_in_use: st.db_size_in_use as i64,
-                is_learner: false,
-            };
-            self.headers.fill(&mut resp.header);
-            Ok(resp)
-        })
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Maintenance/Status",
+            trace_parent(&req),
+            async {
+                let st = self.server.status();
+                let mut resp = StatusResponse {
+                    header: None,
+                    version: st.version.to_string(),
+                    db_size: st.db_size as i64,
+                    leader: st.leader,
+                    raft_index: st.raft_index,
+                    raft_term: st.raft_term,
+                    raft_applied_index: st.raft_applied_index,
+                    errors: st.errors,
+                    db_size_in_use: st.db_size_in_use as i64,
+                    is_learner: false,
+                };
+                self.headers.fill(&mut resp.header);
+                Ok(resp)
+            },
+        )
         .await
     }
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        observe(&self.server, "etcdserverpb.Maintenance/Defragment", async {
-            self.server.defragment().await?;
-            let mut resp = DefragmentResponse { header: None };
-            self.headers.fill(&mut resp.header);
-            Ok(resp)
-        })
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Maintenance/Defragment",
+            trace_parent(&req),
+            async {
+                self.server.defragment().await?;
+                let mut resp = DefragmentResponse { header: None };
+                self.headers.fill(&mut resp.header);
+                Ok(resp)
+            },
+        )
         .await
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        observe(&self.server, "etcdserverpb.Maintenance/Hash", async {
-            let hash = self.server.hash().await?;
-            let mut resp = HashResponse { header: None, hash };
-            self.headers.fill(&mut resp.header);
-            Ok(resp)
-        })
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Maintenance/Hash",
+            trace_parent(&req),
+            async {
+                let hash = self.server.hash().await?;
+                let mut resp = HashResponse { header: None, hash };
+                self.headers.fill(&mut resp.header);
+                Ok(resp)
+            },
+        )
         .await
     }
 
@@ -94,20 +118,26 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        let parent = trace_parent(&req);
         let r = req.into_inner();
-        observe(&self.server, "etcdserverpb.Maintenance/HashKV", async {
-            let h = self.server.hash_kv(r.revision).await?;
-            let mut resp = HashKvResponse {
-                header: None,
-                hash: h.hash,
-                compact_revision: h.compact_revision,
-            };
-            self.headers.fill(&mut resp.header);
-            if let Some(hd) = resp.header.as_mut() {
-                hd.revision = h.revision;
-            }
-            Ok(resp)
-        })
+        observe_traced(
+            &self.server,
+            "etcdserverpb.Maintenance/HashKV",
+            parent,
+            async {
+                let h = self.server.hash_kv(r.revision).await?;
+                let mut resp = HashKvResponse {
+                    header: None,
+                    hash: h.hash,
+                    compact_revision: h.compact_revision,
+                };
+                self.headers.fill(&mut resp.header);
+                if let Some(hd) = resp.header.as_mut() {
+                    hd.revision = h.revision;
+                }
+                Ok(resp)
+            },
+        )
         .await
     }
 

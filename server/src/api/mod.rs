@@ -7,7 +7,10 @@
 //! here as etcd's `v3rpc` checks them (empty keys, txn op counts, duplicate keys) before they
 //! reach the server; every response header carries the cluster id, this member's id, the raft
 //! term and (when the request did not set one) the store's revision. Every unary RPC is
-//! measured (`api.unary`, and counted per method and code in `grpc_handled`).
+//! measured (`api.unary`, and counted per method and code in `grpc_handled`) and keeps a
+//! per-request record of the layers it crossed (`telemetry::request`), which the server's
+//! [`telemetry::Tracer`] samples (honouring an incoming W3C `traceparent`), keeps when slow,
+//! and exports.
 //!
 //! # Layout
 //! - `authority` — the connection wrapper that repairs the `:authority` etcd's clients send
@@ -32,7 +35,7 @@ mod unimplemented;
 use std::future::Future;
 use std::sync::Arc;
 
-use telemetry::{names, Timer};
+use telemetry::{names, request, Timer, TraceContext};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic::service::Routes;
@@ -92,15 +95,42 @@ impl Headers {
     }
 }
 
-/// Runs one unary RPC under its span, measures it, counts it by status code.
+/// Runs one unary RPC under its span, measures it, counts it by status code; see
+/// [`observe_traced`] (this is it without a caller's trace context).
+#[allow(
+    dead_code,
+    reason = "for services that do not read the caller's metadata"
+)]
 pub(crate) async fn observe<T>(
     server: &EtcdServer,
     method: &'static str,
     f: impl Future<Output = Result<T, Status>>,
 ) -> Result<Response<T>, Status> {
+    observe_traced(server, method, None, f).await
+}
+
+/// The caller's W3C trace context (`traceparent` metadata), if it sent a valid one.
+pub(crate) fn trace_parent<R>(req: &tonic::Request<R>) -> Option<TraceContext> {
+    req.metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::from_traceparent)
+}
+
+/// [`observe`] under the caller's trace context: the request's record (the current request
+/// of whichever thread polls `f`, carried by its proposal to the raft thread and the applier)
+/// goes to the server's tracer when the RPC ends.
+pub(crate) async fn observe_traced<T>(
+    server: &EtcdServer,
+    method: &'static str,
+    parent: Option<TraceContext>,
+    f: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
     let timer = Timer::start();
+    let tracer = server.tracer();
+    let trace = tracer.begin(method, timer.started_at(), parent);
     let span = debug_span!(names::API_UNARY, method, code = tracing::field::Empty);
-    let r = f.instrument(span.clone()).await;
+    let r = request::scope(&trace, f.instrument(span.clone())).await;
     let code = match &r {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
@@ -109,6 +139,7 @@ pub(crate) async fn observe<T>(
     let m = server.metrics();
     m.api_unary.record(timer.elapsed_ns());
     m.grpc_handled.inc(method, code as i32);
+    tracer.finish(&trace, code as i32);
     r.map(Response::new)
 }
 

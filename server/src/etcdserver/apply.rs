@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType};
+use telemetry::request::{self, RequestTrace};
 use telemetry::{names, Metrics, Timer};
 use tracing::{debug_span, error, warn};
 
@@ -458,7 +459,7 @@ pub(super) struct Applier {
 impl Applier {
     /// Applies batches until the raft node stops; returns the error that stopped it early.
     pub fn run(self, rx: ApplyRx) -> Result<(), ServerError> {
-        while let Some(batch) = rx.recv() {
+        while let Some(mut batch) = rx.recv() {
             if let Some(snap) = &batch.snapshot {
                 let index = snap.get_metadata().index;
                 let ci = self.kv.consistent_index();
@@ -470,8 +471,12 @@ impl Applier {
                 }
             }
             let last = batch.last_index();
+            // The requests' records, by index like the entries.
+            let mut traces = batch.take_traces().into_iter().peekable();
             for e in &batch.entries {
-                self.apply_entry(e)?;
+                while traces.next_if(|(i, _)| *i < e.index).is_some() {}
+                let trace = traces.next_if(|(i, _)| *i == e.index).map(|(_, t)| t);
+                self.apply_entry(e, trace)?;
             }
             batch.notify.applied();
             if self.raft.snapshot_due(last) {
@@ -488,11 +493,14 @@ impl Applier {
         Ok(())
     }
 
-    fn apply_entry(&self, e: &Entry) -> Result<(), ServerError> {
+    /// Applies one entry; with `trace`, the layers below record into the request's record
+    /// (`telemetry::request`) while it is applied.
+    fn apply_entry(&self, e: &Entry, trace: Option<Arc<RequestTrace>>) -> Result<(), ServerError> {
         if e.index <= self.kv.consistent_index() {
             // Already in the backend (a restart replays the WAL after the last snapshot).
             return Ok(());
         }
+        let current = trace.map(|t| request::enter(Some(t)));
         let timer = Timer::start();
         let span = debug_span!(
             names::ETCDSERVER_APPLY,
@@ -535,12 +543,20 @@ impl Applier {
                 (id, Some(res))
             }
         };
+        let ns = timer.elapsed_ns();
+        self.metrics.etcdserver_apply.record(ns);
+        request::record_with(
+            names::ETCDSERVER_APPLY,
+            &timer,
+            ns,
+            &[("raft.index", i64::try_from(e.index).unwrap_or(i64::MAX))],
+        );
+        // The request's record is complete before its caller can hear the result.
+        drop(current);
         if let Some(res) = result {
             // No waiter: proposed by an earlier run, or the caller gave up.
             self.wait.trigger(id, res);
         }
-        let ns = timer.elapsed_ns();
-        self.metrics.etcdserver_apply.record(ns);
         if ns > SLOW_APPLY_NS {
             self.metrics.server_slow_apply.inc();
             warn!(

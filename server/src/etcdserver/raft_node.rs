@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use ::raft::eraftpb::{Entry, EntryType, Message, Snapshot};
 use ::raft::{Config, RawNode, ReadOnlyOption, StateRole, Storage};
+use telemetry::request::{self, Layer, RequestTrace};
 use telemetry::{names, Metrics, Timer};
 use tokio::sync::oneshot;
 use tracing::{debug, debug_span, error, info, warn, Span};
@@ -175,12 +176,20 @@ pub struct Apply {
     /// The wait in the channel (measured when the applier takes the batch).
     queued: Timer,
     span: Span,
+    /// The records of the requests whose entries these are, by index (see
+    /// `telemetry::request`): the applier makes each one current while applying its entry.
+    traces: Vec<(u64, Arc<RequestTrace>)>,
 }
 
 impl Apply {
     /// The index the batch brings the state machine to.
     pub fn last_index(&self) -> u64 {
         self.notify.index
+    }
+
+    /// The request records of the batch's entries, by index (ascending).
+    pub fn take_traces(&mut self) -> Vec<(u64, Arc<RequestTrace>)> {
+        std::mem::take(&mut self.traces)
     }
 }
 
@@ -208,7 +217,11 @@ pub struct ApplyRx {
 
 impl ApplyRx {
     fn taken(&self, mut a: Apply) -> Apply {
-        self.metrics.raft_apply_queue.record(a.queued.elapsed_ns());
+        let ns = a.queued.elapsed_ns();
+        self.metrics.raft_apply_queue.record(ns);
+        for (_, t) in &a.traces {
+            t.push(Layer::new(names::RAFT_APPLY_QUEUE, &a.queued, ns));
+        }
         // Closes the batch's `raft.apply_queue` span.
         drop(std::mem::replace(&mut a.span, Span::none()));
         a
@@ -345,6 +358,8 @@ enum Msg {
         reply: oneshot::Sender<Result<Committed>>,
         accepted: Timer,
         span: Span,
+        /// The proposing request's record, if it has one.
+        trace: Option<Arc<RequestTrace>>,
     },
     ReadIndex {
         reply: oneshot::Sender<u64>,
@@ -455,10 +470,11 @@ impl RaftNode {
             leader: 0,
             campaign: single,
             stopping: false,
+            saved: Vec::new(),
         };
         if let Some(snap) = opened.restore {
             // The applier is behind the snapshot: it restores from it first.
-            node.send_apply(Vec::new(), Some(snap))?;
+            node.send_apply(Vec::new(), Some(snap), Vec::new())?;
         }
         node.publish_status();
         info!(
@@ -530,6 +546,8 @@ impl RaftNode {
             reply,
             accepted: Timer::start(),
             span,
+            // The request being served on this thread (the API layer's task), if any.
+            trace: request::current(),
         })?;
         Ok(ProposalHandle { rx })
     }
@@ -691,6 +709,7 @@ struct Pending {
     reply: oneshot::Sender<Result<Committed>>,
     accepted: Timer,
     span: Span,
+    trace: Option<Arc<RequestTrace>>,
 }
 
 /// The raft thread's state.
@@ -718,6 +737,9 @@ struct Node {
     /// This member is the only voter and has yet to campaign.
     campaign: bool,
     stopping: bool,
+    /// The WAL save's layers (append, fdatasync), copied into every traced proposal the save
+    /// persisted (reused between Readies).
+    saved: Vec<Layer>,
 }
 
 impl Node {
@@ -806,7 +828,8 @@ impl Node {
                 reply,
                 accepted,
                 span,
-            } => self.propose(data, reply, accepted, span),
+                trace,
+            } => self.propose(data, reply, accepted, span, trace),
             Msg::ReadIndex { reply, ctx } => {
                 self.reads_unsent.push((ctx, reply));
                 self.flush_reads();
@@ -864,6 +887,7 @@ impl Node {
         reply: oneshot::Sender<Result<Committed>>,
         accepted: Timer,
         span: Span,
+        trace: Option<Arc<RequestTrace>>,
     ) {
         if self.raw.raft.state != StateRole::Leader {
             let _ = reply.send(Err(ServerError::ProposalDropped));
@@ -882,6 +906,7 @@ impl Node {
                         reply,
                         accepted,
                         span,
+                        trace,
                     },
                 );
             }
@@ -983,7 +1008,7 @@ impl Node {
         if !rd.snapshot().is_empty() {
             let snap = rd.snapshot().clone();
             self.raw.mut_store().apply_snapshot(snap.clone())?;
-            self.send_apply(Vec::new(), Some(snap))?;
+            self.send_apply(Vec::new(), Some(snap), Vec::new())?;
         }
         // 3. Committed entries (all already persisted: raft-rs hands out no others).
         let ents = rd.take_committed_entries();
@@ -993,7 +1018,31 @@ impl Node {
         let entries = rd.take_entries();
         span.record("entries", entries.len());
         let hs = rd.hs().cloned();
+        // One save serves every proposal it persists: its layers go into each traced one.
+        let proposed = match (entries.first(), entries.last()) {
+            (Some(a), Some(b)) => Some(a.index..=b.index),
+            _ => None,
+        };
+        let collecting = proposed
+            .filter(|r| {
+                self.proposals
+                    .range(r.clone())
+                    .any(|(_, p)| p.trace.is_some())
+            })
+            .map(|r| (r, request::collect()));
         self.raw.mut_store().save(hs.as_ref(), &entries)?;
+        if let Some((proposed, c)) = collecting {
+            c.finish(&mut self.saved);
+            let served = self.proposals.range(proposed.clone()).count() as i64;
+            for l in &mut self.saved {
+                l.attrs.set(request::SHARED_BY, served);
+            }
+            for (_, p) in self.proposals.range(proposed) {
+                if let Some(t) = &p.trace {
+                    t.extend(&self.saved);
+                }
+            }
+        }
         // 5. Messages that had to wait for the persistence (a follower's votes and acks).
         let msgs = rd.take_persisted_messages();
         messages += msgs.len();
@@ -1096,15 +1145,32 @@ impl Node {
         self.metrics
             .raft_proposals_committed
             .add(entries.len() as u64);
-        self.send_apply(entries, None)?;
+        // Committed now: measured before the batch is queued (the wait for room in the apply
+        // queue is `raft.apply_queue`'s), so that in a request's trace the commit ends before
+        // its apply begins.
+        let mut traces = Vec::new();
+        for (index, term, ok, p) in &decided {
+            if !ok {
+                continue;
+            }
+            let ns = p.accepted.elapsed_ns();
+            self.metrics.raft_propose_commit.record(ns);
+            if let Some(t) = &p.trace {
+                t.push(
+                    Layer::new(names::RAFT_PROPOSE_COMMIT, &p.accepted, ns).with(&[
+                        ("raft.index", i64::try_from(*index).unwrap_or(i64::MAX)),
+                        ("raft.term", i64::try_from(*term).unwrap_or(i64::MAX)),
+                    ]),
+                );
+                traces.push((*index, t.clone()));
+            }
+        }
+        self.send_apply(entries, None, traces)?;
         self.publish_status();
         // Answered once the batch is queued: what a proposer hears committed is on its way to
         // the applier.
         for (index, term, ok, p) in decided {
             if ok {
-                self.metrics
-                    .raft_propose_commit
-                    .record(p.accepted.elapsed_ns());
                 drop(p.span);
                 let _ = p.reply.send(Ok(Committed { index, term }));
             } else {
@@ -1114,8 +1180,14 @@ impl Node {
         Ok(())
     }
 
-    /// Queues a batch for the applier, blocking while the queue is full.
-    fn send_apply(&mut self, entries: Vec<Entry>, snapshot: Option<Snapshot>) -> Result<()> {
+    /// Queues a batch for the applier, blocking while the queue is full; `traces` are the
+    /// records of the requests whose entries these are.
+    fn send_apply(
+        &mut self,
+        entries: Vec<Entry>,
+        snapshot: Option<Snapshot>,
+        traces: Vec<(u64, Arc<RequestTrace>)>,
+    ) -> Result<()> {
         let index = entries
             .last()
             .map(|e| e.index)
@@ -1131,6 +1203,7 @@ impl Node {
             },
             queued: Timer::start(),
             span,
+            traces,
         };
         self.apply_tx.send(batch).map_err(|_| {
             warn!("the applier is gone");

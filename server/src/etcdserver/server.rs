@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use telemetry::{names, Metrics, Timer};
+use telemetry::{names, Metrics, Timer, TraceControl, Tracer};
 use tracing::{debug_span, error, info, Instrument};
 
 use super::alarm::Alarms;
@@ -31,7 +31,7 @@ use super::member::{self, Member};
 use super::quota::Quota;
 use super::raft_node::{RaftNode, RaftNodeConfig, Ticks, DEFAULT_APPLY_QUEUE};
 use super::wait::{RequestIds, Wait};
-use crate::config::{Config, FreelistType};
+use crate::config::{Config, FreelistType, OtlpProtocol};
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -70,6 +70,9 @@ pub struct ServerConfig {
     pub batch_interval: Duration,
     pub freelist_type: FreelistType,
     pub metrics: Arc<Metrics>,
+    /// Per-request traces: sampling, slow requests, the export queue (its [`TraceControl`]
+    /// holds the settings that change while running).
+    pub tracer: Arc<Tracer>,
 }
 
 impl ServerConfig {
@@ -103,6 +106,16 @@ impl ServerConfig {
             .collect();
         let id = me.id;
         let cluster_id = member::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+        let control = TraceControl::new(
+            cfg.trace_sample_ratio,
+            cfg.slow_request_threshold,
+            cfg.otlp_endpoint.clone(),
+        );
+        control.set_otlp_protocol(match cfg.otlp_protocol {
+            OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
+            OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
+        });
+        let tracer = Arc::new(Tracer::new(Arc::new(control), metrics.clone()));
         Ok(ServerConfig {
             name: cfg.name.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -121,6 +134,7 @@ impl ServerConfig {
             batch_interval: cfg.batch_interval(),
             freelist_type: cfg.backend_freelist_type,
             metrics,
+            tracer,
         })
     }
 
@@ -159,6 +173,7 @@ pub struct EtcdServer {
     max_txn_ops: AtomicU64,
     request_timeout: Duration,
     metrics: Arc<Metrics>,
+    tracer: Arc<Tracer>,
     applier: Mutex<Option<JoinHandle<()>>>,
     /// Why the applier stopped the server, if it did.
     fatal: Arc<Mutex<Option<String>>>,
@@ -319,6 +334,7 @@ impl EtcdServer {
             max_txn_ops: AtomicU64::new(cfg.max_txn_ops),
             request_timeout,
             metrics,
+            tracer: cfg.tracer,
             applier: Mutex::new(Some(handle)),
             fatal,
         }))
@@ -354,6 +370,13 @@ impl EtcdServer {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Per-request traces: [`Tracer::control`] (sample ratio, slow threshold, OTLP endpoint
+    /// and protocol, changeable while running) and [`Tracer::slow`] (the recent slow
+    /// requests).
+    pub fn tracer(&self) -> &Arc<Tracer> {
+        &self.tracer
     }
 
     pub fn kv(&self) -> &Arc<KvStore> {
@@ -438,9 +461,9 @@ impl EtcdServer {
         }
         .instrument(span)
         .await;
-        self.metrics
-            .etcdserver_read_index
-            .record(timer.elapsed_ns());
+        let ns = timer.elapsed_ns();
+        self.metrics.etcdserver_read_index.record(ns);
+        telemetry::request::record(names::ETCDSERVER_READ_INDEX, &timer, ns);
         if r.is_err() {
             self.metrics.server_read_indexes_failed.inc();
         }

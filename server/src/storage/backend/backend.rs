@@ -68,7 +68,7 @@ pub(crate) struct BatchState {
 }
 
 pub(crate) struct BackendInner {
-    config: BackendConfig,
+    pub(super) config: BackendConfig,
     /// The open file; replaced by defrag.
     db: RwLock<Db>,
     batch: Mutex<BatchState>,
@@ -330,6 +330,7 @@ impl BackendInner {
         let ns = t.elapsed_ns();
         span.record("wait_ns", ns);
         self.config.metrics.backend_tx_lock_wait.record(ns);
+        telemetry::request::record(names::BACKEND_TX_LOCK_WAIT, &t, ns);
         guard
     }
 
@@ -387,6 +388,18 @@ impl BackendInner {
         span.record("bytes", stats.bytes);
         span.record("fsync_ns", stats.fsync_ns);
         metrics.backend_commit.record(ns);
+        // Inline, under a request's txn that filled the batch: the commit serves every write of
+        // the batch (`backend.writes`), this request pays for it.
+        telemetry::request::record_with(
+            names::BACKEND_COMMIT,
+            &t,
+            ns,
+            &[
+                ("backend.writes", state.pending as i64),
+                ("backend.pages", stats.pages as i64),
+                ("backend.bytes", stats.bytes as i64),
+            ],
+        );
         metrics.backend_commit_fsync.record(stats.fsync_ns);
         metrics.backend_commit_pages.record(stats.pages);
         metrics.backend_commits.inc();

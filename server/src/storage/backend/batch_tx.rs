@@ -6,6 +6,8 @@
 
 use std::sync::MutexGuard;
 
+use telemetry::{names, Timer};
+
 use super::backend::{BackendInner, BatchState};
 use super::error::{BackendError, Result};
 use crate::storage::btree::BucketId;
@@ -136,6 +138,21 @@ impl BatchTx<'_> {
         if self.state.wbuf.is_empty() {
             return;
         }
+        let t = Timer::start();
+        let writes = self.state.wbuf.len();
+        let _span = tracing::debug_span!(names::BACKEND_WRITE_BUFFER, writes).entered();
+        self.publish_inner();
+        let ns = t.elapsed_ns();
+        self.inner.config.metrics.backend_write_buffer.record(ns);
+        telemetry::request::record_with(
+            names::BACKEND_WRITE_BUFFER,
+            &t,
+            ns,
+            &[("backend.writes", writes as i64)],
+        );
+    }
+
+    fn publish_inner(&mut self) {
         let epoch = self.inner.epoch();
         let mut buf = epoch.buf.write().unwrap_or_else(|e| e.into_inner());
         for (bucket, key, value) in self.state.wbuf.drain(..) {

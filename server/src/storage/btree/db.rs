@@ -252,11 +252,9 @@ impl Db {
                     .unwrap_or_else(|e| e.into_inner());
             }
         };
-        self.inner
-            .options
-            .metrics
-            .bolt_rw_lock_wait
-            .record(wait.elapsed_ns());
+        let ns = wait.elapsed_ns();
+        self.inner.options.metrics.bolt_rw_lock_wait.record(ns);
+        telemetry::request::record(telemetry::names::BOLT_RW_LOCK_WAIT, &wait, ns);
         let want = type_from(self.inner.freelist_type.load(Ordering::Relaxed));
         if writer.freelist.kind() != want {
             writer.freelist.set_kind(want);
@@ -627,7 +625,9 @@ impl DbInner {
             let t = Timer::start();
             let _span = debug_span!(telemetry::names::BOLT_MMAP_REMAP, bytes = file_len).entered();
             let v = backend.map(file_len).map_err(|e| self.poison(e, "mmap"))?;
-            self.options.metrics.bolt_mmap_remap.record(t.elapsed_ns());
+            let ns = t.elapsed_ns();
+            self.options.metrics.bolt_mmap_remap.record(ns);
+            telemetry::request::record(telemetry::names::BOLT_MMAP_REMAP, &t, ns);
             Some(v)
         } else {
             None

@@ -116,6 +116,7 @@ impl TreeIndex {
             let ns = wait.elapsed_ns();
             span.record("wait_ns", ns);
             self.metrics.mvcc_treeindex_lock_wait.record(ns);
+            telemetry::request::record(names::MVCC_TREEINDEX_LOCK_WAIT, &wait, ns);
             guard
         };
         let span = tracing::debug_span!(names::MVCC_TREEINDEX_LOCK_HOLD, op, mode, hold_ns = Empty)
@@ -348,6 +349,7 @@ impl<G> Drop for Held<'_, G> {
         let ns = self.held.elapsed_ns();
         self.span.record("hold_ns", ns);
         self.histogram.record(ns);
+        telemetry::request::record(names::MVCC_TREEINDEX_LOCK_HOLD, &self.held, ns);
     }
 }
 

@@ -174,7 +174,9 @@ fn range_keys(
         span.record("keys", r.kvs.len());
         span.record("count", r.count);
     }
-    sh.metrics.mvcc_range.record(timer.elapsed_ns());
+    let ns = timer.elapsed_ns();
+    sh.metrics.mvcc_range.record(ns);
+    telemetry::request::record(names::MVCC_RANGE, &timer, ns);
     result
 }
 
@@ -302,7 +304,17 @@ impl<'a> TxnWrite<'a> {
         if let Ok(version) = result {
             span.record("version", version);
         }
-        self.shared.metrics.mvcc_put.record(timer.elapsed_ns());
+        let ns = timer.elapsed_ns();
+        self.shared.metrics.mvcc_put.record(ns);
+        telemetry::request::record_with(
+            names::MVCC_PUT,
+            &timer,
+            ns,
+            &[
+                ("etcd.key_bytes", key.len() as i64),
+                ("etcd.value_bytes", value.len() as i64),
+            ],
+        );
         result.map(|_| rev)
     }
 
@@ -357,7 +369,9 @@ impl<'a> TxnWrite<'a> {
             span.record("deleted", n);
             span.record("revision", rev);
         }
-        self.shared.metrics.mvcc_delete.record(timer.elapsed_ns());
+        let ns = timer.elapsed_ns();
+        self.shared.metrics.mvcc_delete.record(ns);
+        telemetry::request::record(names::MVCC_DELETE, &timer, ns);
         result
     }
 
@@ -451,7 +465,14 @@ impl<'a> TxnWrite<'a> {
         span.record("ranges", self.ranges);
         span.record("changes", self.changes.len());
         span.record("revision", revs.current);
-        sh.metrics.mvcc_txn.record(self.held.elapsed_ns());
+        let ns = self.held.elapsed_ns();
+        sh.metrics.mvcc_txn.record(ns);
+        telemetry::request::record_with(
+            names::MVCC_TXN,
+            &self.held,
+            ns,
+            &[("etcd.changes", self.changes.len() as i64)],
+        );
         revs.current
     }
 }

@@ -745,7 +745,14 @@ impl Wal {
                 None => return Err(WalError::NotAppending),
             }
         };
-        self.opts.metrics.wal_append.record(t.elapsed_ns());
+        let ns = t.elapsed_ns();
+        self.opts.metrics.wal_append.record(ns);
+        telemetry::request::record_with(
+            names::WAL_APPEND,
+            &t,
+            ns,
+            &[("wal.records", records as i64), ("wal.bytes", bytes as i64)],
+        );
         if let Err(e) = r {
             self.poisoned = true;
             let path = self.tail_path();
@@ -766,7 +773,17 @@ impl Wal {
                 None => return Err(WalError::NotAppending),
             }
         };
-        self.opts.metrics.wal_fsync.record(t.elapsed_ns());
+        let ns = t.elapsed_ns();
+        self.opts.metrics.wal_fsync.record(ns);
+        telemetry::request::record_with(
+            names::WAL_FSYNC,
+            &t,
+            ns,
+            &[(
+                "wal.bytes",
+                i64::try_from(self.unsynced).unwrap_or(i64::MAX),
+            )],
+        );
         if let Err(e) = r {
             // After a failed fdatasync the kernel may have dropped the dirty pages: nothing
             // written since the last good sync can be trusted.

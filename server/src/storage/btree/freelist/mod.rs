@@ -274,7 +274,14 @@ impl Freelist {
                 span.record("outcome", "miss");
             }
         }
-        self.metrics.freelist_allocate.record(timer.elapsed_ns());
+        let ns = timer.elapsed_ns();
+        self.metrics.freelist_allocate.record(ns);
+        telemetry::request::record_with(
+            names::FREELIST_ALLOCATE,
+            &timer,
+            ns,
+            &[("pages", n as i64)],
+        );
         start
     }
 
@@ -352,7 +359,9 @@ impl Freelist {
         ids.sort_unstable();
         // Pending ids stay in `cache`: they are still freed, only now reusable.
         self.set.merge(&ids);
-        self.metrics.freelist_release.record(timer.elapsed_ns());
+        let ns = timer.elapsed_ns();
+        self.metrics.freelist_release.record(ns);
+        telemetry::request::record(names::FREELIST_RELEASE, &timer, ns);
         self.metrics
             .freelist_free_pages
             .set(i64::try_from(self.set.free_count()).unwrap_or(i64::MAX));
