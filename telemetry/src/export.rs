@@ -279,13 +279,17 @@ impl Exporter {
 /// Where batches go: the client for the endpoint in force.
 enum Client {
     Grpc(TraceServiceClient<tonic::transport::Channel>),
-    Http {
-        client: hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            Full<Bytes>,
-        >,
-        uri: http::Uri,
-    },
+    /// Boxed: the client is large beside the gRPC one.
+    Http(Box<HttpClient>),
+}
+
+struct HttpClient {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    /// `<endpoint>/v1/traces`.
+    uri: http::Uri,
 }
 
 impl Client {
@@ -317,7 +321,7 @@ impl Client {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build_http();
-                Ok(Client::Http { client, uri })
+                Ok(Client::Http(Box::new(HttpClient { client, uri })))
             }
         }
     }
@@ -335,13 +339,13 @@ impl Client {
                     .partial_success
                     .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0)))
             }
-            Client::Http { client, uri } => {
+            Client::Http(h) => {
                 let body = Full::new(Bytes::from(req.encode_to_vec()));
-                let request = http::Request::post(uri.clone())
+                let request = http::Request::post(h.uri.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(body)
                     .map_err(|e| e.to_string())?;
-                let resp = client.request(request).await.map_err(|e| e.to_string())?;
+                let resp = h.client.request(request).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
                 // Read the body so the connection can be reused.
                 let _ = resp.into_body().collect().await;

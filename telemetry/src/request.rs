@@ -288,7 +288,8 @@ impl RequestTrace {
             start,
             parent,
             record: Mutex::new(Record {
-                layers: Vec::with_capacity(16),
+                // A read crosses a few layers, a write a dozen or so (one regrowth).
+                layers: Vec::with_capacity(8),
                 ..Record::default()
             }),
         }

@@ -28,9 +28,12 @@ use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
+/// A span with its resource's attributes.
+type Spanned = (Vec<KeyValue>, Span);
+
 /// What the collector received: every span with its resource's attributes.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(Vec<KeyValue>, Span)>>>);
+struct Received(Arc<Mutex<Vec<Spanned>>>);
 
 impl Received {
     fn store(&self, req: ExportTraceServiceRequest) {
@@ -45,7 +48,7 @@ impl Received {
         }
     }
 
-    fn spans(&self) -> Vec<(Vec<KeyValue>, Span)> {
+    fn spans(&self) -> Vec<Spanned> {
         self.0.lock().unwrap().clone()
     }
 
