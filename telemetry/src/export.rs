@@ -40,7 +40,9 @@
 //! queue, batches them (up to [`MAX_BATCH`] requests or [`BATCH_DELAY`]), builds the spans and
 //! sends them with a timeout. A failed export drops its spans and counts them
 //! (`spans_dropped`), as does a full queue on the request side: requests never wait for the
-//! collector. The task follows [`crate::TraceControl`]'s endpoint and protocol (rebuilding its
+//! collector. After a failure the exporter backs off (0.5 s, doubling up to 5 s) and requests
+//! meanwhile only count their spans as dropped: a collector that is down costs the request
+//! path almost nothing. The task follows [`crate::TraceControl`]'s endpoint and protocol (rebuilding its
 //! client when they change) and shuts down within the time it is given.
 
 use std::sync::Arc;
@@ -48,19 +50,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{
     span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
 };
-use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::otlp_wire;
 use crate::slow::grpc_code_name;
-use crate::tracer::FinishedRequest;
+use crate::tracer::{FinishedRequest, BACKING_OFF, EXPORTING, OFF};
 use crate::{OtlpProtocol, Tracer};
 
 /// Requests per export.
@@ -71,6 +74,11 @@ pub const BATCH_DELAY: Duration = Duration::from_millis(200);
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle exporter looks for a changed endpoint.
 const REFRESH: Duration = Duration::from_millis(500);
+/// After a failed export, the first pause before the next attempt (requests meanwhile are
+/// counted as dropped without being queued); doubled after each failure up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// At most one warning about failed exports per this long.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -86,14 +94,78 @@ pub struct Resource {
 impl Resource {
     /// `service.name=glassd`, `service.instance.id`, `service.version`, `glass.member_id` and
     /// `glass.cluster_id` (hex, as etcd prints them).
-    pub fn attributes(&self) -> Vec<KeyValue> {
+    pub fn attribute_pairs(&self) -> Vec<(&'static str, String)> {
         vec![
-            kv_str("service.name", "glassd"),
-            kv_str("service.instance.id", &self.member_name),
-            kv_str("service.version", env!("CARGO_PKG_VERSION")),
-            kv_str("glass.member_id", &format!("{:x}", self.member_id)),
-            kv_str("glass.cluster_id", &format!("{:x}", self.cluster_id)),
+            ("service.name", "glassd".to_string()),
+            ("service.instance.id", self.member_name.clone()),
+            ("service.version", env!("CARGO_PKG_VERSION").to_string()),
+            ("glass.member_id", format!("{:x}", self.member_id)),
+            ("glass.cluster_id", format!("{:x}", self.cluster_id)),
         ]
+    }
+
+    /// [`Resource::attribute_pairs`] as OTLP attributes.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        self.attribute_pairs()
+            .iter()
+            .map(|(k, v)| kv_str(k, v))
+            .collect()
+    }
+}
+
+/// The instrumentation scope of every span.
+pub(crate) const SCOPE: &str = "glassd";
+
+/// An attribute value of a span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Attr<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+}
+
+/// The root span's attributes, in order; `key` is the request's escaped key.
+pub(crate) fn root_attributes<'a>(
+    f: &'a FinishedRequest,
+    key: Option<&'a str>,
+) -> Vec<(&'a str, Attr<'a>)> {
+    let (service, method) = f.method.split_once('/').unwrap_or(("", f.method));
+    let mut a = Vec::with_capacity(8 + crate::request::ROOT_ATTRS);
+    a.push(("rpc.system", Attr::Str("grpc")));
+    a.push(("rpc.service", Attr::Str(service)));
+    a.push(("rpc.method", Attr::Str(method)));
+    a.push(("rpc.grpc.status_code", Attr::Int(i64::from(f.code))));
+    if let Some(k) = key {
+        a.push(("etcd.key", Attr::Str(k)));
+    }
+    a.extend(f.root.iter().map(|(k, v)| (k, Attr::Int(v))));
+    a.push(("glass.sampled", Attr::Bool(f.sampled)));
+    a.push(("glass.slow", Attr::Bool(f.slow)));
+    a
+}
+
+/// Each layer's `(start, end)`, ns from the request's start.
+pub(crate) fn layer_intervals(f: &FinishedRequest) -> Vec<(u64, u64)> {
+    f.layers
+        .iter()
+        .map(|l| {
+            let s = l.offset_ns(f.start);
+            (s, s.saturating_add(l.duration_ns))
+        })
+        .collect()
+}
+
+/// The span id of the `i`th layer of `f`.
+pub(crate) fn span_ids(f: &FinishedRequest) -> impl Fn(usize) -> u64 {
+    let root = f.span_id;
+    move |i| child_span_id(root, i)
+}
+
+fn attr_kv(key: &str, v: Attr<'_>) -> KeyValue {
+    match v {
+        Attr::Str(s) => kv_str(key, s),
+        Attr::Bool(b) => kv_bool(key, b),
+        Attr::Int(i) => kv_int(key, i),
     }
 }
 
@@ -151,24 +223,17 @@ pub fn parents(intervals: &[(u64, u64)]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// The spans of one request: the root, then one per layer.
+/// The spans of one request: the root, then one per layer (as prost's types; the exporter
+/// writes the same message directly, see `otlp_wire`).
 pub fn spans(f: &FinishedRequest) -> Vec<Span> {
     let trace_id = f.trace_id.to_be_bytes().to_vec();
     let root_id = f.span_id.to_be_bytes().to_vec();
     let flags = 1; // recorded (and so sampled, as far as the collector is concerned)
-    let (service, method) = f.method.split_once('/').unwrap_or(("", f.method));
-    let mut attributes = vec![
-        kv_str("rpc.system", "grpc"),
-        kv_str("rpc.service", service),
-        kv_str("rpc.method", method),
-        kv_int("rpc.grpc.status_code", i64::from(f.code)),
-    ];
-    if !f.key.is_empty() {
-        attributes.push(kv_str("etcd.key", &f.key.escaped()));
-    }
-    attributes.extend(f.root.iter().map(|(k, v)| kv_int(k, v)));
-    attributes.push(kv_bool("glass.sampled", f.sampled));
-    attributes.push(kv_bool("glass.slow", f.slow));
+    let key = (!f.key.is_empty()).then(|| f.key.escaped());
+    let attributes = root_attributes(f, key.as_deref())
+        .into_iter()
+        .map(|(k, v)| attr_kv(k, v))
+        .collect();
     let status = (f.code != 0).then(|| Status {
         code: StatusCode::Error as i32,
         message: grpc_code_name(f.code).to_string(),
@@ -191,14 +256,7 @@ pub fn spans(f: &FinishedRequest) -> Vec<Span> {
         status,
         ..Span::default()
     });
-    let intervals: Vec<(u64, u64)> = f
-        .layers
-        .iter()
-        .map(|l| {
-            let s = l.offset_ns(f.start);
-            (s, s.saturating_add(l.duration_ns))
-        })
-        .collect();
+    let intervals = layer_intervals(f);
     let parents = parents(&intervals);
     for (i, l) in f.layers.iter().enumerate() {
         let parent = match parents[i] {
@@ -235,7 +293,7 @@ pub fn export_request(
             }),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope {
-                    name: "glassd".into(),
+                    name: SCOPE.into(),
                     version: env!("CARGO_PKG_VERSION").into(),
                     ..InstrumentationScope::default()
                 }),
@@ -278,7 +336,7 @@ impl Exporter {
 
 /// Where batches go: the client for the endpoint in force.
 enum Client {
-    Grpc(TraceServiceClient<tonic::transport::Channel>),
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
     /// Boxed: the client is large beside the gRPC one.
     Http(Box<HttpClient>),
 }
@@ -305,7 +363,7 @@ impl Client {
                     .map_err(|e| format!("{endpoint}: {e}"))?
                     .connect_timeout(EXPORT_TIMEOUT)
                     .timeout(EXPORT_TIMEOUT);
-                Ok(Client::Grpc(TraceServiceClient::new(ep.connect_lazy())))
+                Ok(Client::Grpc(tonic::client::Grpc::new(ep.connect_lazy())))
             }
             OtlpProtocol::Http => {
                 let base = endpoint.trim_end_matches('/');
@@ -326,21 +384,27 @@ impl Client {
         }
     }
 
-    /// Sends one request; `Ok(rejected spans)`.
-    async fn send(&mut self, req: ExportTraceServiceRequest) -> Result<u64, String> {
+    /// Sends one encoded `ExportTraceServiceRequest`; `Ok(rejected spans)`.
+    async fn send(&mut self, req: Bytes) -> Result<u64, String> {
         match self {
             Client::Grpc(c) => {
+                let status = |s: tonic::Status| format!("{}: {}", s.code(), s.message());
+                c.ready().await.map_err(|e| e.to_string())?;
                 let resp = c
-                    .export(req)
+                    .unary(
+                        tonic::Request::new(req),
+                        http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                        EncodedCodec,
+                    )
                     .await
-                    .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+                    .map_err(status)?;
                 Ok(resp
                     .into_inner()
                     .partial_success
                     .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0)))
             }
             Client::Http(h) => {
-                let body = Full::new(Bytes::from(req.encode_to_vec()));
+                let body = Full::new(req);
                 let request = http::Request::post(h.uri.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(body)
@@ -358,10 +422,47 @@ impl Client {
     }
 }
 
+/// The OTLP/gRPC method.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Sends an already encoded request (see `otlp_wire`), reads prost's response.
+#[derive(Debug, Clone, Copy, Default)]
+struct EncodedCodec;
+
+impl tonic::codec::Codec for EncodedCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = EncodedCodec;
+    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+impl tonic::codec::Encoder for EncodedCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
 /// The exporter's state between batches.
 struct Sink {
     tracer: Arc<Tracer>,
-    resource: Vec<KeyValue>,
+    /// The encoded `Resource` message.
+    resource: Vec<u8>,
     /// The control version the client was built for.
     version: Option<u64>,
     client: Option<Client>,
@@ -390,25 +491,32 @@ impl Sink {
                 None
             }
         };
-        self.tracer.set_exporting(self.client.is_some());
+        self.tracer.set_state(if self.client.is_some() {
+            EXPORTING
+        } else {
+            OFF
+        });
     }
 
-    async fn export(&mut self, batch: &mut Vec<FinishedRequest>) {
+    /// Sends `batch` (emptied); false when the export failed.
+    async fn export(&mut self, batch: &mut Vec<FinishedRequest>) -> bool {
         if batch.is_empty() {
-            return;
+            return true;
         }
         let spans: u64 = batch.iter().map(FinishedRequest::span_count).sum();
         let result = match &mut self.client {
             None => Err("no OTLP endpoint".to_string()),
             Some(c) => {
-                let req = export_request(&self.resource, batch);
-                match tokio::time::timeout(EXPORT_TIMEOUT, c.send(req)).await {
+                let mut buf = Vec::with_capacity(batch.len() * 2048);
+                otlp_wire::encode(&self.resource, batch, &mut buf);
+                match tokio::time::timeout(EXPORT_TIMEOUT, c.send(Bytes::from(buf))).await {
                     Ok(r) => r,
                     Err(_) => Err(format!("timed out after {EXPORT_TIMEOUT:?}")),
                 }
             }
         };
         batch.clear();
+        let ok = result.is_ok();
         let dropped = match result {
             Ok(rejected) => rejected,
             Err(e) => {
@@ -424,6 +532,16 @@ impl Sink {
             }
         };
         self.tracer.metrics().spans_dropped.add(dropped);
+        ok
+    }
+
+    /// Drops what is queued, counting its spans.
+    fn drain(&self, rx: &mut mpsc::Receiver<FinishedRequest>) {
+        let mut spans = 0;
+        while let Ok(f) = rx.try_recv() {
+            spans += f.span_count();
+        }
+        self.tracer.metrics().spans_dropped.add(spans);
     }
 }
 
@@ -434,13 +552,14 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut sink = Sink {
-        resource: resource.attributes(),
+        resource: otlp_wire::resource(&resource.attribute_pairs()),
         tracer,
         version: None,
         client: None,
         last_warning: None,
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut backoff = FIRST_BACKOFF;
     'run: loop {
         sink.refresh();
         if *stop.borrow() {
@@ -471,7 +590,26 @@ async fn run(
                 },
             }
         }
-        sink.export(&mut batch).await;
+        if sink.export(&mut batch).await {
+            backoff = FIRST_BACKOFF;
+            continue;
+        }
+        // The collector failed: stop queueing (requests count their spans as dropped and
+        // build nothing) until the next attempt.
+        sink.tracer.set_state(BACKING_OFF);
+        let stopped = tokio::select! {
+            _ = stop.changed() => true,
+            _ = tokio::time::sleep(backoff) => false,
+        };
+        sink.drain(&mut rx);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if stopped || *stop.borrow() {
+            break;
+        }
+        // Try again with what comes next.
+        if sink.client.is_some() {
+            sink.tracer.set_state(EXPORTING);
+        }
     }
     // Stopping: what is queued now goes out (the caller bounds how long this may take).
     rx.close();
@@ -487,7 +625,7 @@ async fn run(
         }
         sink.export(&mut batch).await;
     }
-    sink.tracer.set_exporting(false);
+    sink.tracer.set_state(OFF);
 }
 
 #[cfg(test)]

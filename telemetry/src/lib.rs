@@ -42,6 +42,7 @@ pub mod export;
 mod histogram;
 mod metrics;
 pub mod names;
+mod otlp_wire;
 pub mod prometheus;
 pub mod request;
 pub mod slow;

@@ -341,6 +341,11 @@ impl RequestTrace {
         self.lock().key = KeyPrefix::new(key);
     }
 
+    /// How many layers so far.
+    pub fn layer_count(&self) -> usize {
+        self.lock().layers.len()
+    }
+
     /// The layers so far (a copy).
     pub fn layers(&self) -> Vec<Layer> {
         self.lock().layers.clone()

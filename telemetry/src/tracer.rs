@@ -11,9 +11,10 @@
 //! What is exported goes onto a bounded queue, as a [`FinishedRequest`] (the record, not
 //! spans: the exporter task builds the spans, off the request path). A full queue drops the
 //! request's spans and counts them (`spans_dropped`); the request never waits for the
-//! exporter.
+//! exporter. While the collector is failing (the exporter backs off between attempts), the
+//! request's spans are counted as dropped at once, without being queued.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -104,9 +105,17 @@ pub struct Tracer {
     tx: mpsc::Sender<FinishedRequest>,
     /// Taken by the exporter when it starts.
     rx: Mutex<Option<mpsc::Receiver<FinishedRequest>>>,
-    /// An exporter is running with an endpoint: only then are requests queued.
-    exporting: AtomicBool,
+    /// [`OFF`], [`EXPORTING`] (only then are requests queued) or [`BACKING_OFF`].
+    state: AtomicU8,
 }
+
+/// No exporter, or no endpoint: nothing is exported (nor counted as dropped).
+pub(crate) const OFF: u8 = 0;
+/// Finished requests to export are queued.
+pub(crate) const EXPORTING: u8 = 1;
+/// The collector failed the last export: requests to export are dropped and counted until
+/// the exporter tries again.
+pub(crate) const BACKING_OFF: u8 = 2;
 
 /// What [`Tracer::finish`] did with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +139,7 @@ impl Tracer {
             slow: SlowRing::new(ring),
             tx,
             rx: Mutex::new(Some(rx)),
-            exporting: AtomicBool::new(false),
+            state: AtomicU8::new(OFF),
         }
     }
 
@@ -150,11 +159,11 @@ impl Tracer {
 
     /// Whether finished requests are queued for an exporter.
     pub fn is_exporting(&self) -> bool {
-        self.exporting.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) == EXPORTING
     }
 
-    pub(crate) fn set_exporting(&self, on: bool) {
-        self.exporting.store(on, Ordering::Relaxed);
+    pub(crate) fn set_state(&self, state: u8) {
+        self.state.store(state, Ordering::Relaxed);
     }
 
     pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<FinishedRequest>> {
@@ -186,6 +195,18 @@ impl Tracer {
                 exported: None,
             };
         }
+        let state = self.state.load(Ordering::Relaxed);
+        if !slow && state == BACKING_OFF {
+            // The collector is down: count, build nothing.
+            self.metrics
+                .spans_dropped
+                .add(1 + trace.layer_count() as u64);
+            return Outcome {
+                sampled,
+                slow,
+                exported: None,
+            };
+        }
         let taken = trace.take();
         let unix_now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -206,13 +227,15 @@ impl Tracer {
             key: taken.key,
             layers: taken.layers,
         };
-        let exporting = self.is_exporting();
+        let exporting = state == EXPORTING;
         if slow {
             self.metrics.slow_requests.inc();
             self.slow.push(finished.slow_request(exporting));
         }
         let mut exported = None;
-        if exporting {
+        if state == BACKING_OFF {
+            self.metrics.spans_dropped.add(finished.span_count());
+        } else if exporting {
             let (id, spans) = (finished.trace_id, finished.span_count());
             match self.tx.try_send(finished) {
                 Ok(()) => exported = Some(id),
@@ -310,7 +333,7 @@ mod tests {
     fn parent_based_sampling_and_queueing() {
         let t = tracer(0.0, Duration::from_secs(10));
         let mut rx = t.take_receiver().unwrap();
-        t.set_exporting(true);
+        t.set_state(EXPORTING);
         let parent = TraceContext {
             trace_id: 42,
             span_id: 7,
@@ -342,7 +365,7 @@ mod tests {
     fn a_full_queue_drops_and_counts_spans() {
         let t = tracer(1.0, Duration::from_secs(10));
         let _rx = t.take_receiver().unwrap();
-        t.set_exporting(true);
+        t.set_state(EXPORTING);
         for _ in 0..EXPORT_QUEUE {
             let r = t.begin("m", Instant::now(), None);
             assert!(t.finish(&r, 0).exported.is_some());
@@ -351,5 +374,18 @@ mod tests {
         r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
         assert_eq!(t.finish(&r, 0).exported, None);
         assert_eq!(t.metrics().spans_dropped.get(), 2);
+    }
+
+    #[test]
+    fn backing_off_counts_without_queueing() {
+        let t = tracer(1.0, Duration::from_secs(10));
+        let mut rx = t.take_receiver().unwrap();
+        t.set_state(BACKING_OFF);
+        let r = t.begin("m", Instant::now(), None);
+        r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
+        r.push(Layer::new(names::MVCC_TXN, &Timer::start(), 1));
+        assert_eq!(t.finish(&r, 0).exported, None);
+        assert_eq!(t.metrics().spans_dropped.get(), 3);
+        assert!(rx.try_recv().is_err());
     }
 }
