@@ -123,7 +123,7 @@ fn request_spans(out: &mut Vec<u8>, f: &FinishedRequest) {
     let intervals = layer_intervals(f);
     let parents = parents(&intervals);
     for (i, l) in f.layers.iter().enumerate() {
-        let parent = parents[i].map_or(f.span_id, |j| ids(j));
+        let parent = parents[i].map_or(f.span_id, &ids);
         let (s, e) = intervals[i];
         message(out, 2, |o| {
             bytes(o, 1, &trace_id);

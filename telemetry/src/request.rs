@@ -500,14 +500,35 @@ impl Drop for Collecting {
     }
 }
 
-/// Runs `fut` with `trace` as the current request of whichever thread polls it.
-pub async fn scope<F: Future>(trace: &Arc<RequestTrace>, fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        let _entered = enter(Some(trace.clone()));
-        fut.as_mut().poll(cx)
-    })
-    .await
+/// Runs `fut` with `trace` as the current request of whichever thread polls it, inside the
+/// `tracing` span `span` (one wrapper for both, as `tracing`'s `Instrumented` would be: an RPC's
+/// future is large, and every wrapper moves it once more).
+pub fn scope<F: Future>(trace: Arc<RequestTrace>, span: tracing::Span, fut: F) -> Scoped<F> {
+    Scoped { fut, trace, span }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`scope`].
+    pub struct Scoped<F> {
+        #[pin]
+        fut: F,
+        trace: Arc<RequestTrace>,
+        span: tracing::Span,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _span = this.span.enter();
+        let _entered = enter(Some(this.trace.clone()));
+        this.fut.poll(cx)
+    }
 }
 
 #[cfg(test)]
@@ -591,7 +612,7 @@ mod tests {
     #[test]
     fn scope_sets_the_current_request_while_polled() {
         let a = Arc::new(RequestTrace::new("a", Instant::now(), None));
-        let fut = scope(&a, async {
+        let fut = scope(a.clone(), tracing::Span::none(), async {
             assert!(current().is_some());
             record(crate::names::MVCC_RANGE, &Timer::start(), 1);
         });

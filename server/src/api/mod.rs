@@ -42,7 +42,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Response, Status};
-use tracing::{debug_span, Instrument};
+use tracing::debug_span;
 
 pub use authority::AuthorityFix;
 pub use cluster::ClusterService;
@@ -130,7 +130,7 @@ pub(crate) async fn observe_traced<T>(
     let tracer = server.tracer();
     let trace = tracer.begin(method, timer.started_at(), parent);
     let span = debug_span!(names::API_UNARY, method, code = tracing::field::Empty);
-    let r = request::scope(&trace, f.instrument(span.clone())).await;
+    let r = request::scope(trace.clone(), span.clone(), f).await;
     let code = match &r {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
