@@ -23,13 +23,15 @@
 //!     ├ mvcc.put
 //!     │ ├ mvcc.treeindex_lock_wait / _hold
 //!     ├ backend.write_buffer
-//!     └ backend.commit             when this request's txn filled the batch (shared)
+//!     └ backend.commit             when this request's txn filled the batch (shared by the
+//!       │                          batch's writes: backend.writes)
 //!       └ freelist.allocate
 //! ```
 //!
 //! Work shared by many requests (one WAL write and fdatasync per Ready, one backend commit
-//! per batch) is a child span *in each request it served*, with the attribute
-//! `glass.shared_by` = how many requests it served — rather than span links to one span of
+//! per batch) is a child span *in each request it served*, with an attribute saying how much
+//! it served (`glass.shared_by`: the requests of the Ready; `backend.writes`: the writes of the
+//! batch, of which a commit sees no requests) — rather than span links to one span of
 //! its own: every trace then shows the whole time its request waited, in Jaeger's timeline,
 //! without a second trace to open. A periodic backend commit (every 100 ms, on the backend's
 //! own thread) happens after the requests of its batch have been answered: it is in no
