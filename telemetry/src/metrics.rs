@@ -112,6 +112,8 @@ pub struct Metrics {
     pub backend_db_size_in_use: Gauge,
     /// Free pages in the freelist at the last commit.
     pub freelist_free_pages: Gauge,
+    /// Writes in the open batch, not committed yet.
+    pub backend_pending_writes: Gauge,
     /// Revisions deleted from the backend by compactions.
     pub mvcc_compaction_keys: Counter,
     /// Keys that exist at the MVCC store's current revision.

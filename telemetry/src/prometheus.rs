@@ -564,6 +564,12 @@ const SCALARS: &[Scalar] = &[
         "Free pages in the freelist at the last commit."
     ),
     scalar!(
+        backend_pending_writes,
+        Gauge,
+        "glass_backend_pending_writes",
+        "Writes in the open backend batch, not committed yet."
+    ),
+    scalar!(
         raft_proposals_committed,
         Counter,
         "glass_raft_proposals_committed_total",

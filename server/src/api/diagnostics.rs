@@ -1,9 +1,18 @@
 //! `glass.v1.Diagnostics` (Glass's own service, `proto/glass/v1/diagnostics.proto`): the
 //! measurement snapshots stream, the slow-request ring, and the runtime flags.
+//!
+//! `Watch`: each stream has its own [`Collector`], which keeps the previous snapshot's
+//! histogram copies and counters, so every stream's windows are its own (two dashboards with
+//! different intervals do not disturb each other). A task per stream sends a snapshot every
+//! interval (at least [`MIN_INTERVAL`]) into a channel of one: a client that does not read
+//! holds up only its own task, which ends when the client goes away.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use telemetry::{HistogramSnapshot, Metrics};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -11,9 +20,158 @@ use super::status::not_built;
 use crate::etcdserver::EtcdServer;
 use crate::pb::glass::v1::diagnostics_server::Diagnostics;
 use crate::pb::glass::v1::{
-    GetFlagsRequest, GetFlagsResponse, RecentSlowRequestsRequest, RecentSlowRequestsResponse,
-    SetFlagRequest, SetFlagResponse, Snapshot, WatchRequest,
+    BackendStatus, GetFlagsRequest, GetFlagsResponse, LayerWindow, MethodWindow, MvccStatus,
+    RaftStatus, RecentSlowRequestsRequest, RecentSlowRequestsResponse, SetFlagRequest,
+    SetFlagResponse, Snapshot, WatchRequest,
 };
+
+/// The shortest interval a stream may ask for.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The interval when a stream asks for 0.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One stream's memory of its previous snapshot.
+pub struct Collector {
+    server: Arc<EtcdServer>,
+    histograms: Vec<HistogramSnapshot>,
+    grpc: BTreeMap<(&'static str, i32), u64>,
+    at: Option<Instant>,
+}
+
+impl Collector {
+    pub fn new(server: Arc<EtcdServer>) -> Self {
+        Collector {
+            server,
+            histograms: Vec::new(),
+            grpc: BTreeMap::new(),
+            at: None,
+        }
+    }
+
+    /// The next snapshot; its windows cover the time since the previous one (since the
+    /// process started for the first).
+    pub fn next(&mut self) -> Snapshot {
+        let now = Instant::now();
+        let window_ms = self.at.map_or(0, |t| {
+            u64::try_from(now.duration_since(t).as_millis()).unwrap_or(u64::MAX)
+        });
+        self.at = Some(now);
+        let s = &self.server;
+        let m: &Metrics = s.metrics();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+
+        let hs = m.histograms();
+        let mut layers = Vec::with_capacity(hs.len());
+        let mut copies = Vec::with_capacity(hs.len());
+        for (i, (measurement, h)) in hs.iter().enumerate() {
+            let snap = h.snapshot();
+            let w = match self.histograms.get(i) {
+                Some(prev) => snap.since(prev),
+                None => snap.clone(),
+            };
+            layers.push(LayerWindow {
+                name: measurement.name.to_string(),
+                unit: match measurement.unit {
+                    telemetry::names::Unit::Nanoseconds => "ns",
+                    telemetry::names::Unit::Pages => "pages",
+                    telemetry::names::Unit::Bytes => "bytes",
+                    telemetry::names::Unit::Count => "count",
+                }
+                .to_string(),
+                count: w.count,
+                p50: w.quantile(0.5),
+                p90: w.quantile(0.9),
+                p99: w.quantile(0.99),
+                // The top of the window's highest bucket, capped at the largest value seen.
+                max: w.quantile(1.0),
+                sum: w.sum,
+            });
+            copies.push(snap);
+        }
+        self.histograms = copies;
+
+        let grpc: BTreeMap<(&'static str, i32), u64> = m
+            .grpc_handled
+            .snapshot()
+            .into_iter()
+            .map(|(meth, code, n)| ((meth, code), n))
+            .collect();
+        let mut methods: BTreeMap<&'static str, MethodWindow> = BTreeMap::new();
+        for (&(meth, code), &n) in &grpc {
+            let d = n.saturating_sub(self.grpc.get(&(meth, code)).copied().unwrap_or(0));
+            let w = methods.entry(meth).or_insert_with(|| MethodWindow {
+                method: meth.to_string(),
+                count: 0,
+                errors: 0,
+            });
+            w.count += d;
+            if code != 0 {
+                w.errors += d;
+            }
+        }
+        self.grpc = grpc;
+
+        let st = s.raft().status();
+        let kv = s.kv();
+        let be = kv.backend();
+        let db = be.stats();
+        Snapshot {
+            member_id: s.id(),
+            cluster_id: s.cluster_id(),
+            name: s.name().to_string(),
+            unix_ms,
+            window_ms,
+            layers,
+            raft: Some(RaftStatus {
+                term: st.term,
+                leader: st.leader,
+                is_leader: st.leader != 0 && st.leader == st.id,
+                commit_index: st.commit,
+                applied_index: st.applied,
+                proposals_pending: m.raft_proposals_pending.get(),
+                proposals_failed: m.raft_proposals_failed.get(),
+                leader_changes: m.raft_leader_changes.get(),
+                snapshot_index: st.snapshot_index,
+            }),
+            backend: Some(BackendStatus {
+                db_size: be.size(),
+                db_size_in_use: be.size_in_use(),
+                page_size: u64::from(db.page_size),
+                free_pages: db.free_pages,
+                free_runs: db.free_runs,
+                longest_free_run: db.longest_free_run,
+                freelist_type: db.freelist_type.to_string(),
+                commits: m.backend_commits.get(),
+                commit_bytes: m.backend_commit_bytes.get(),
+                pending_writes: u64::try_from(m.backend_pending_writes.get()).unwrap_or(0),
+                quota_bytes: s.quota().bytes().unwrap_or(0),
+                alarms: s
+                    .alarms()
+                    .iter()
+                    .map(|a| {
+                        crate::pb::etcdserverpb::AlarmType::try_from(a.alarm)
+                            .map_or("UNKNOWN", |t| t.as_str_name())
+                            .to_string()
+                    })
+                    .collect(),
+            }),
+            mvcc: Some(MvccStatus {
+                keys: m.mvcc_keys.get(),
+                current_revision: kv.current_revision(),
+                compact_revision: kv.compacted_revision(),
+                index_keys: kv.index_len() as u64,
+            }),
+            process: None,
+            host: None,
+            flag_changes: Vec::new(),
+            methods: methods.into_values().collect(),
+            spans_dropped: 0,
+            slow_requests: 0,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DiagnosticsService {
@@ -32,9 +190,30 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send
 impl Diagnostics for DiagnosticsService {
     type WatchStream = SnapshotStream;
 
-    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let _ = &self.server;
-        Err(not_built("glass.v1.Diagnostics/Watch"))
+    async fn watch(
+        &self,
+        req: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let interval = match req.into_inner().interval_ms {
+            0 => DEFAULT_INTERVAL,
+            ms => Duration::from_millis(ms).max(MIN_INTERVAL),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut collector = Collector::new(self.server.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if tx.send(Ok(collector.next())).await.is_err() {
+                    // The client went away.
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn recent_slow_requests(

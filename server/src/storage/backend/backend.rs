@@ -314,6 +314,10 @@ fn commit_loop(weak: std::sync::Weak<BackendInner>) {
 }
 
 impl BackendInner {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.config.metrics
+    }
+
     pub(crate) fn batch_limit(&self) -> usize {
         self.batch_limit.load(Ordering::Relaxed)
     }
@@ -394,6 +398,7 @@ impl BackendInner {
         db.refresh_gauges();
         *lock(&self.last_stats) = db.stats();
         state.pending = 0;
+        metrics.backend_pending_writes.set(0);
         // Readers move to the new commit; the old epoch lives on while they hold it.
         let epoch = Epoch::new(db.begin_read()?)?;
         *write(&self.current) = Arc::new(epoch);
