@@ -22,18 +22,26 @@
 //! - `capture` — a `tracing` layer that records spans and their fields, for tests;
 //! - `control` — [`init`] (the process's subscriber, its log filter reloadable through
 //!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint, changeable
-//!   while running).
+//!   while running);
+//! - `host` — [`HostSampler`]: what the host (CPU, pressure, memory, the disks under the data and
+//!   WAL dirs, network, kernel settings) is doing, sampled from procfs and sysfs, with windows
+//!   between samples — the `HostStatus` of the diagnostics stream;
+//! - `process` — the `ProcessStatus` half of a [`HostSample`]: this process's CPU, RSS, threads,
+//!   descriptors and context switches from `/proc/self`.
 
 pub mod capture;
 mod control;
 mod histogram;
+pub mod host;
 mod metrics;
 pub mod names;
+mod process;
 pub mod prometheus;
 mod timer;
 
 pub use control::{init, Guard, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use host::{HostSample, HostSampler};
 pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;
 pub use timer::Timer;
