@@ -70,6 +70,37 @@ async fn listen(urls: &[config::Url]) -> Result<Vec<TcpListener>, RunError> {
     Ok(out)
 }
 
+/// Aborts a background task when dropped (also when `run` is cancelled).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits until the member knows a leader and has applied what was committed when it started.
+async fn wait_ready(server: &EtcdServer, within: std::time::Duration) -> Result<(), RunError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let target = server.raft().status().commit;
+    loop {
+        let st = server.raft().status();
+        if st.leader != 0 && st.applied >= target {
+            return Ok(());
+        }
+        if let Some(f) = server.failure() {
+            return Err(RunError::Failed(f));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::Failed(format!(
+                "not ready after {within:?}: leader {:x}, applied {} of {target}",
+                st.leader, st.applied
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs one member as `cfg` says until `shutdown` completes: opens the data directory, starts
 /// raft and the applier, serves the client URLs (gRPC and HTTP) and the metrics URLs, then
 /// stops accepting, drains requests in flight and closes the member cleanly.
@@ -78,13 +109,21 @@ pub async fn run(
     metrics: std::sync::Arc<telemetry::Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let scfg = ServerConfig::from_config(&cfg, metrics).map_err(RunError::Config)?;
+    let scfg = ServerConfig::from_config(&cfg, metrics)?;
+    let ready_within = 10 * scfg.election_timeout + std::time::Duration::from_secs(60);
     // Listen first: a taken port fails before the data directory is touched.
     let client = listen(&cfg.listen_client_urls).await?;
     let metrics_l = listen(&cfg.listen_metrics_urls).await?;
     let server = tokio::task::spawn_blocking(move || EtcdServer::start(scfg))
         .await
         .map_err(|e| RunError::Failed(e.to_string()))??;
+    // etcd serves clients once the member is ready (a leader known and the log replayed):
+    // before that every write would fail with "proposal dropped".
+    if let Err(e) = wait_ready(&server, ready_within).await {
+        let s2 = server.clone();
+        let _ = tokio::task::spawn_blocking(move || s2.stop()).await;
+        return Err(e);
+    }
     info!(
         name = %cfg.name,
         client_urls = %cfg.listen_client_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","),
@@ -97,14 +136,34 @@ pub async fn run(
             i64::try_from(n).unwrap_or(i64::MAX),
         )),
     };
-    let compactor = auto.map(|mode| {
+    let _compactor = auto.map(|mode| {
         info!(?mode, "auto compaction enabled");
-        tokio::spawn(etcdserver::compactor_run(server.clone(), mode))
+        AbortOnDrop(tokio::spawn(etcdserver::compactor_run(
+            server.clone(),
+            mode,
+        )))
     });
-    let served = api::serve(server.clone(), client, metrics_l, shutdown).await;
-    if let Some(c) = compactor {
-        c.abort();
-    }
+    // Stop serving on the operator's signal, or when the member fails (a supervisor then
+    // restarts the process, which replays the WAL), as etcd exits.
+    let failed = {
+        let server = server.clone();
+        async move {
+            loop {
+                if let Some(why) = server.failure() {
+                    tracing::error!(error = %why, "the member failed; shutting down");
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = failed => {}
+        }
+    };
+    let served = api::serve(server.clone(), client, metrics_l, stop).await;
     info!("stopping the member");
     let s2 = server.clone();
     let stopped = tokio::task::spawn_blocking(move || s2.stop())

@@ -838,3 +838,61 @@ async fn wal_dir_snapshots_metrics_and_health() {
     assert_eq!(r.count(), 300);
     assert_eq!(r.header().unwrap().revision(), 301);
 }
+
+/// Client input that once could take a member down: a limit of i64::MAX (overflowed `limit + 1`
+/// with overflow checks on), a txn nested deeper than the applier's decoder allows, and a txn
+/// deleting to the end of the key space beside a put (etcd accepts it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_do_not_stop_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let mut c = client(&m).await;
+    fixture(&mut c).await;
+    let r = c
+        .get(
+            "a",
+            Some(GetOptions::new().with_range("e").with_limit(i64::MAX)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.kvs().len(), 4);
+    let t = Txn::new().and_then([
+        TxnOp::put("w", "1", None),
+        TxnOp::get(
+            "a",
+            Some(GetOptions::new().with_range("e").with_limit(i64::MAX)),
+        ),
+    ]);
+    assert!(c.txn(t).await.unwrap().succeeded());
+
+    // 49 levels of nesting with a put at the bottom.
+    let mut t = Txn::new().and_then([TxnOp::put("deep", "1", None)]);
+    for _ in 0..48 {
+        t = Txn::new().and_then([TxnOp::txn(t)]);
+    }
+    let e = status(c.txn(t).await.unwrap_err());
+    assert_eq!(
+        e.message(),
+        "etcdserver: too many operations in txn request"
+    );
+    // 20 levels are fine.
+    let mut t = Txn::new().and_then([TxnOp::put("deep", "1", None)]);
+    for _ in 0..19 {
+        t = Txn::new().and_then([TxnOp::txn(t)]);
+    }
+    assert!(c.txn(t).await.unwrap().succeeded());
+
+    // etcd takes a delete's "\0" end literally in the duplicate-key check.
+    let t = Txn::new().and_then([
+        TxnOp::delete("x", Some(DeleteOptions::new().with_from_key())),
+        TxnOp::put("z", "1", None),
+    ]);
+    assert!(c.txn(t).await.unwrap().succeeded());
+    assert_eq!(c.get("z", None).await.unwrap().kvs()[0].value(), b"1");
+
+    // Still serving, and after a restart too.
+    m.restart();
+    let mut c = client(&m).await;
+    c.put("after", "x", None).await.unwrap();
+    assert_eq!(c.get("deep", None).await.unwrap().kvs()[0].value(), b"1");
+}

@@ -20,9 +20,10 @@ use super::status::not_built;
 use crate::etcdserver::EtcdServer;
 use crate::pb::glass::v1::diagnostics_server::Diagnostics;
 use crate::pb::glass::v1::{
-    BackendStatus, GetFlagsRequest, GetFlagsResponse, LayerWindow, MethodWindow, MvccStatus,
-    RaftStatus, RecentSlowRequestsRequest, RecentSlowRequestsResponse, SetFlagRequest,
-    SetFlagResponse, Snapshot, WatchRequest,
+    BackendStatus, CpuWindow, Disk, GetFlagsRequest, GetFlagsResponse, HostStatus, KernelSettings,
+    LayerWindow, Memory, MethodWindow, MvccStatus, Network, Pressure, ProcessStatus, RaftStatus,
+    RecentSlowRequestsRequest, RecentSlowRequestsResponse, SetFlagRequest, SetFlagResponse,
+    Snapshot, WatchRequest,
 };
 
 /// The shortest interval a stream may ask for.
@@ -33,6 +34,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// One stream's memory of its previous snapshot.
 pub struct Collector {
     server: Arc<EtcdServer>,
+    host: telemetry::HostSampler,
     histograms: Vec<HistogramSnapshot>,
     grpc: BTreeMap<(&'static str, i32), u64>,
     at: Option<Instant>,
@@ -40,7 +42,11 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(server: Arc<EtcdServer>) -> Self {
+        let dirs = server.dirs();
+        let dirs: Vec<(&str, std::path::PathBuf)> =
+            dirs.iter().map(|(r, p)| (*r, p.clone())).collect();
         Collector {
+            host: telemetry::HostSampler::new(&dirs),
             server,
             histograms: Vec::new(),
             grpc: BTreeMap::new(),
@@ -113,6 +119,7 @@ impl Collector {
         }
         self.grpc = grpc;
 
+        let hs = self.host.sample_at(now);
         let st = s.raft().status();
         let kv = s.kv();
         let be = kv.backend();
@@ -163,8 +170,8 @@ impl Collector {
                 compact_revision: kv.compacted_revision(),
                 index_keys: kv.index_len() as u64,
             }),
-            process: None,
-            host: None,
+            process: Some(process(&hs.process)),
+            host: Some(host(&hs.host)),
             flag_changes: Vec::new(),
             methods: methods.into_values().collect(),
             spans_dropped: 0,
@@ -181,6 +188,110 @@ pub struct DiagnosticsService {
 impl DiagnosticsService {
     pub fn new(server: Arc<EtcdServer>) -> Self {
         DiagnosticsService { server }
+    }
+}
+
+fn process(p: &telemetry::host::Process) -> ProcessStatus {
+    ProcessStatus {
+        pid: p.pid,
+        cpu_percent: p.cpu_percent,
+        cpu_user_seconds: p.cpu_user_seconds,
+        cpu_system_seconds: p.cpu_system_seconds,
+        rss_bytes: p.rss_bytes,
+        threads: p.threads,
+        open_fds: p.open_fds,
+        voluntary_ctxt_switches: p.voluntary_ctxt_switches,
+        nonvoluntary_ctxt_switches: p.nonvoluntary_ctxt_switches,
+        uptime_seconds: p.uptime_seconds,
+    }
+}
+
+fn cpu(c: &telemetry::host::CpuWindow) -> CpuWindow {
+    CpuWindow {
+        name: c.name.clone(),
+        user_percent: c.user_percent,
+        system_percent: c.system_percent,
+        iowait_percent: c.iowait_percent,
+        steal_percent: c.steal_percent,
+        idle_percent: c.idle_percent,
+    }
+}
+
+fn pressure(p: &telemetry::host::Pressure) -> Pressure {
+    Pressure {
+        available: p.available,
+        some_avg10: p.some_avg10,
+        some_avg60: p.some_avg60,
+        full_avg10: p.full_avg10,
+        full_avg60: p.full_avg60,
+        some_total_us: p.some_total_us,
+        full_total_us: p.full_total_us,
+    }
+}
+
+fn host(h: &telemetry::host::Host) -> HostStatus {
+    let m = &h.memory;
+    let n = &h.network;
+    let k = &h.kernel;
+    HostStatus {
+        hostname: h.hostname.clone(),
+        cores: h.cores,
+        cpu: Some(cpu(&h.cpu)),
+        per_core: h.per_core.iter().map(cpu).collect(),
+        load1: h.load1,
+        load5: h.load5,
+        load15: h.load15,
+        psi_cpu: Some(pressure(&h.psi_cpu)),
+        psi_io: Some(pressure(&h.psi_io)),
+        psi_memory: Some(pressure(&h.psi_memory)),
+        memory: Some(Memory {
+            total: m.total,
+            available: m.available,
+            dirty: m.dirty,
+            writeback: m.writeback,
+            swap_total: m.swap_total,
+            swap_free: m.swap_free,
+            swap_in_per_s: m.swap_in_per_s,
+            swap_out_per_s: m.swap_out_per_s,
+        }),
+        disks: h
+            .disks
+            .iter()
+            .map(|d| Disk {
+                device: d.device.clone(),
+                roles: d.roles.clone(),
+                read_iops: d.read_iops,
+                write_iops: d.write_iops,
+                read_bytes_per_s: d.read_bytes_per_s,
+                write_bytes_per_s: d.write_bytes_per_s,
+                read_await_ms: d.read_await_ms,
+                write_await_ms: d.write_await_ms,
+                util_percent: d.util_percent,
+                in_flight: d.in_flight,
+                scheduler: d.scheduler.clone(),
+                rotational: d.rotational,
+                write_cache: d.write_cache.clone(),
+            })
+            .collect(),
+        network: Some(Network {
+            tcp_retrans_segs: n.tcp_retrans_segs,
+            tcp_out_segs: n.tcp_out_segs,
+            retrans_per_s: n.retrans_per_s,
+            rx_errors: n.rx_errors,
+            tx_errors: n.tx_errors,
+            rx_drops: n.rx_drops,
+            tx_drops: n.tx_drops,
+        }),
+        kernel: Some(KernelSettings {
+            vm_dirty_ratio: k.vm_dirty_ratio,
+            vm_dirty_background_ratio: k.vm_dirty_background_ratio,
+            vm_dirty_expire_centisecs: k.vm_dirty_expire_centisecs,
+            vm_dirty_writeback_centisecs: k.vm_dirty_writeback_centisecs,
+            vm_swappiness: k.vm_swappiness,
+            transparent_hugepages: k.transparent_hugepages.clone(),
+            cpu_governor: k.cpu_governor.clone(),
+            net_core_somaxconn: k.net_core_somaxconn,
+        }),
     }
 }
 

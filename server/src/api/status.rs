@@ -133,6 +133,7 @@ pub fn from_server(e: &ServerError) -> Status {
         ServerError::LeaseNotFound => EtcdError::LeaseNotFound.into(),
         ServerError::NoSpace => EtcdError::NoSpace.into(),
         ServerError::NoLeader => EtcdError::NoLeader.into(),
+        ServerError::TooManyRequests => EtcdError::TooManyRequests.into(),
         ServerError::Mvcc(m) => from_mvcc(m),
         ServerError::Unimplemented(_) => Status::new(Code::Unimplemented, e.to_string()),
         other => unknown(other),
