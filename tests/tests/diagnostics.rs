@@ -99,3 +99,62 @@ async fn watch_windows_follow_a_known_workload() {
     drop(stream);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+fn proc_value(file: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn sysctl(path: &str) -> i64 {
+    std::fs::read_to_string(path).map_or(-1, |s| s.trim().parse().unwrap_or(-1))
+}
+
+/// The host and process figures of the stream agree with /proc read directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_host_figures_match_proc() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let mut d = DiagnosticsClient::connect(m.endpoint()).await.unwrap();
+    let mut stream = d
+        .watch(WatchRequest { interval_ms: 200 })
+        .await
+        .unwrap()
+        .into_inner();
+    let _first = stream.next().await.unwrap().unwrap();
+    let s = stream.next().await.unwrap().unwrap();
+    let host = s.host.unwrap();
+    let mem = host.memory.unwrap();
+    assert_eq!(mem.total, proc_value("/proc/meminfo", "MemTotal:") * 1024);
+    let cores = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    assert_eq!(host.cores as usize, cores);
+    assert_eq!(host.per_core.len(), cores);
+    let cpu = host.cpu.unwrap();
+    let sum = cpu.user_percent
+        + cpu.system_percent
+        + cpu.iowait_percent
+        + cpu.steal_percent
+        + cpu.idle_percent;
+    assert!((sum - 100.0).abs() < 0.5, "cpu percentages sum to {sum}");
+    let k = host.kernel.unwrap();
+    assert_eq!(k.vm_dirty_ratio, sysctl("/proc/sys/vm/dirty_ratio"));
+    assert_eq!(
+        k.vm_dirty_background_ratio,
+        sysctl("/proc/sys/vm/dirty_background_ratio")
+    );
+    assert_eq!(k.vm_swappiness, sysctl("/proc/sys/vm/swappiness"));
+    assert_eq!(k.net_core_somaxconn, sysctl("/proc/sys/net/core/somaxconn"));
+    // The data and WAL dirs are on one device here: one disk with both roles (none when the
+    // temp dir is on a file system without a block device, e.g. tmpfs).
+    if let Some(disk) = host.disks.first() {
+        assert_eq!(disk.roles, ["data", "wal"]);
+        assert!(!disk.device.is_empty());
+    }
+    let p = s.process.unwrap();
+    assert!(p.pid > 0 && p.threads >= 2 && p.open_fds > 3);
+    assert!(p.rss_bytes > 1 << 20, "rss {}", p.rss_bytes);
+}
