@@ -16,7 +16,10 @@
 //! ```
 //!
 //! Beside the layers, `config` reads etcd's flags, `ETCD_*` variables and YAML config file into
-//! a validated [`config::Config`] that `main` hands to [`run`].
+//! a validated [`config::Config`] that `main` hands to [`run`]; `flags` ([`flags::RuntimeFlags`])
+//! keeps the configuration in force while running — every setting with its source — changes
+//! the `[runtime]` ones on the live member (api's `glass.v1.Diagnostics/SetFlag`) and persists
+//! them on request to `<data-dir>/glass-flags.yaml`.
 //!
 //! Every layer records its measurements through the `telemetry` crate's vocabulary: an
 //! always-on histogram and a `tracing` span per measurement.
@@ -24,6 +27,7 @@
 pub mod api;
 pub mod config;
 pub mod etcdserver;
+pub mod flags;
 pub mod pb;
 pub mod raft;
 pub mod storage;
@@ -104,11 +108,18 @@ async fn wait_ready(server: &EtcdServer, within: std::time::Duration) -> Result<
 /// Runs one member as `cfg` says until `shutdown` completes: opens the data directory, starts
 /// raft and the applier, serves the client URLs (gRPC and HTTP) and the metrics URLs, then
 /// stops accepting, drains requests in flight and closes the member cleanly.
+///
+/// `log` and `trace` are the process's telemetry controls (from `main`'s `telemetry::init`):
+/// runtime flag changes act on them. Runtime flags persisted in the data dir are applied over
+/// `cfg` first.
 pub async fn run(
     cfg: config::Config,
     metrics: std::sync::Arc<telemetry::Metrics>,
+    log: telemetry::Guard,
+    trace: std::sync::Arc<telemetry::TraceControl>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let (cfg, persisted) = flags::load_persisted(cfg);
     let scfg = ServerConfig::from_config(&cfg, metrics)?;
     let ready_within = 10 * scfg.election_timeout + std::time::Duration::from_secs(60);
     // Listen first: a taken port fails before the data directory is touched.
@@ -129,20 +140,20 @@ pub async fn run(
         client_urls = %cfg.listen_client_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","),
         "ready to serve client requests"
     );
-    let auto = match cfg.auto_compaction_retention {
-        config::Retention::Disabled => None,
-        config::Retention::Period(p) => Some(etcdserver::AutoCompaction::Periodic(p)),
-        config::Retention::Revisions(n) => Some(etcdserver::AutoCompaction::Revision(
-            i64::try_from(n).unwrap_or(i64::MAX),
-        )),
+    // The compactor follows --auto-compaction-retention through a watch channel, so that a
+    // runtime change restarts its schedule.
+    let (compaction, compaction_rx) = tokio::sync::watch::channel(flags::auto_compaction(&cfg));
+    let compactor = AbortOnDrop(tokio::spawn(etcdserver::compactor_run_watched(
+        server.clone(),
+        compaction_rx,
+    )));
+    let handles = flags::Handles {
+        server: server.clone(),
+        log,
+        trace,
+        compaction,
     };
-    let _compactor = auto.map(|mode| {
-        info!(?mode, "auto compaction enabled");
-        AbortOnDrop(tokio::spawn(etcdserver::compactor_run(
-            server.clone(),
-            mode,
-        )))
-    });
+    let flags = std::sync::Arc::new(flags::RuntimeFlags::new(cfg, persisted, handles));
     // Stop serving on the operator's signal, or when the member fails (a supervisor then
     // restarts the process, which replays the WAL), as etcd exits.
     let failed = {
@@ -163,7 +174,8 @@ pub async fn run(
             _ = failed => {}
         }
     };
-    let served = api::serve(server.clone(), client, metrics_l, stop).await;
+    let served = api::serve(server.clone(), flags, client, metrics_l, stop).await;
+    drop(compactor);
     info!("stopping the member");
     let s2 = server.clone();
     let stopped = tokio::task::spawn_blocking(move || s2.stop())

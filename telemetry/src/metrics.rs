@@ -106,6 +106,10 @@ pub struct Metrics {
     pub backend_commit_bytes: Counter,
     /// Allocations the freelist could not serve (the file grew instead).
     pub freelist_allocate_misses: Counter,
+    /// Freelist allocations served by the array algorithm (hits and misses).
+    pub freelist_allocate_array: Counter,
+    /// Freelist allocations served by the hashmap algorithm (hits and misses).
+    pub freelist_allocate_map: Counter,
     /// Size of the data file, bytes.
     pub backend_db_size: Gauge,
     /// Bytes of the data file holding live data (size less free pages).

@@ -558,6 +558,18 @@ const SCALARS: &[Scalar] = &[
         "Allocations the freelist could not serve (the file grew instead)."
     ),
     scalar!(
+        freelist_allocate_array,
+        Counter,
+        "glass_freelist_allocate_array_total",
+        "Freelist allocations served by the array algorithm (hits and misses)."
+    ),
+    scalar!(
+        freelist_allocate_map,
+        Counter,
+        "glass_freelist_allocate_map_total",
+        "Freelist allocations served by the hashmap algorithm (hits and misses)."
+    ),
+    scalar!(
         freelist_free_pages,
         Gauge,
         "glass_freelist_free_pages",

@@ -96,6 +96,29 @@ async fn watch_windows_follow_a_known_workload() {
     }
     assert_eq!((puts, deletes), (37, 5));
     assert_eq!(applies, 42);
+
+    // A runtime flag change shows in the next snapshot, once.
+    d.set_flag(glassd::pb::glass::v1::SetFlagRequest {
+        name: "backend-batch-limit".into(),
+        value: "5000".into(),
+        persist: false,
+    })
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let s = stream.next().await.unwrap().unwrap();
+        seen.extend(s.flag_changes);
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (
+            seen[0].name.as_str(),
+            seen[0].old_value.as_str(),
+            seen[0].new_value.as_str()
+        ),
+        ("backend-batch-limit", "0", "5000")
+    );
     drop(stream);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

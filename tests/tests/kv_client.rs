@@ -9,6 +9,7 @@ use etcd_client::{
     AlarmAction, AlarmType, Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+use glass_tests::http_get;
 use glass_tests::member::{Kind, Member};
 use tonic::Code;
 
@@ -729,28 +730,6 @@ async fn quota_raises_nospace_until_disarmed() {
         .unwrap()
         .alarms()
         .is_empty());
-}
-
-/// A plain HTTP/1.1 GET (the endpoints etcd serves beside gRPC); returns (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
 }
 
 fn free_port() -> u16 {

@@ -16,14 +16,17 @@ use telemetry::{HistogramSnapshot, Metrics};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::observe;
 use super::status::not_built;
+use crate::config::FlagInfo;
 use crate::etcdserver::EtcdServer;
+use crate::flags::RuntimeFlags;
 use crate::pb::glass::v1::diagnostics_server::Diagnostics;
 use crate::pb::glass::v1::{
-    BackendStatus, CpuWindow, Disk, GetFlagsRequest, GetFlagsResponse, HostStatus, KernelSettings,
-    LayerWindow, Memory, MethodWindow, MvccStatus, Network, Pressure, ProcessStatus, RaftStatus,
-    RecentSlowRequestsRequest, RecentSlowRequestsResponse, SetFlagRequest, SetFlagResponse,
-    Snapshot, WatchRequest,
+    BackendStatus, CpuWindow, Disk, Flag, FlagChange, GetFlagsRequest, GetFlagsResponse,
+    HostStatus, KernelSettings, LayerWindow, Memory, MethodWindow, MvccStatus, Network, Pressure,
+    ProcessStatus, RaftStatus, RecentSlowRequestsRequest, RecentSlowRequestsResponse,
+    SetFlagRequest, SetFlagResponse, Snapshot, WatchRequest,
 };
 
 /// The shortest interval a stream may ask for.
@@ -34,6 +37,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// One stream's memory of its previous snapshot.
 pub struct Collector {
     server: Arc<EtcdServer>,
+    flags: Arc<RuntimeFlags>,
+    /// The last runtime flag change this stream has shown.
+    flag_seq: u64,
     host: telemetry::HostSampler,
     histograms: Vec<HistogramSnapshot>,
     grpc: BTreeMap<(&'static str, i32), u64>,
@@ -41,13 +47,15 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(server: Arc<EtcdServer>) -> Self {
+    pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
         let dirs = server.dirs();
         let dirs: Vec<(&str, std::path::PathBuf)> =
             dirs.iter().map(|(r, p)| (*r, p.clone())).collect();
         Collector {
             host: telemetry::HostSampler::new(&dirs),
             server,
+            flags,
+            flag_seq: 0,
             histograms: Vec::new(),
             grpc: BTreeMap::new(),
             at: None,
@@ -120,6 +128,19 @@ impl Collector {
         self.grpc = grpc;
 
         let hs = self.host.sample_at(now);
+        // The first snapshot shows every change still kept (the last 256).
+        let (changes, seq) = self.flags.changes_since(self.flag_seq);
+        self.flag_seq = seq;
+        let flag_changes = changes
+            .into_iter()
+            .map(|c| FlagChange {
+                name: c.name.to_string(),
+                old_value: c.old_value,
+                new_value: c.new_value,
+                unix_ms: c.unix_ms,
+                persisted: c.persisted,
+            })
+            .collect();
         let st = s.raft().status();
         let kv = s.kv();
         let be = kv.backend();
@@ -172,7 +193,7 @@ impl Collector {
             }),
             process: Some(process(&hs.process)),
             host: Some(host(&hs.host)),
-            flag_changes: Vec::new(),
+            flag_changes,
             methods: methods.into_values().collect(),
             spans_dropped: 0,
             slow_requests: 0,
@@ -183,11 +204,27 @@ impl Collector {
 #[derive(Debug, Clone)]
 pub struct DiagnosticsService {
     server: Arc<EtcdServer>,
+    /// The settings in force; GetFlags and SetFlag delegate to it.
+    flags: Arc<RuntimeFlags>,
 }
 
 impl DiagnosticsService {
-    pub fn new(server: Arc<EtcdServer>) -> Self {
-        DiagnosticsService { server }
+    pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
+        DiagnosticsService { server, flags }
+    }
+}
+
+/// A registry entry on the wire (source: "default", "flag", "env", "file", "runtime",
+/// "persisted").
+fn flag_pb(f: FlagInfo) -> Flag {
+    Flag {
+        name: f.name.to_string(),
+        value: f.value,
+        default_value: f.default.to_string(),
+        source: f.source.as_str().to_string(),
+        runtime: f.runtime,
+        description: f.description.to_string(),
+        aliases: f.aliases.iter().map(|a| a.to_string()).collect(),
     }
 }
 
@@ -310,7 +347,7 @@ impl Diagnostics for DiagnosticsService {
             ms => Duration::from_millis(ms).max(MIN_INTERVAL),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut collector = Collector::new(self.server.clone());
+        let mut collector = Collector::new(self.server.clone(), self.flags.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -338,13 +375,31 @@ impl Diagnostics for DiagnosticsService {
         &self,
         _: Request<GetFlagsRequest>,
     ) -> Result<Response<GetFlagsResponse>, Status> {
-        Err(not_built("glass.v1.Diagnostics/GetFlags"))
+        observe(&self.server, "glass.v1.Diagnostics/GetFlags", async {
+            Ok(GetFlagsResponse {
+                flags: self.flags.get_all().into_iter().map(flag_pb).collect(),
+            })
+        })
+        .await
     }
 
     async fn set_flag(
         &self,
-        _: Request<SetFlagRequest>,
+        req: Request<SetFlagRequest>,
     ) -> Result<Response<SetFlagResponse>, Status> {
-        Err(not_built("glass.v1.Diagnostics/SetFlag"))
+        let r = req.into_inner();
+        let flags = self.flags.clone();
+        observe(&self.server, "glass.v1.Diagnostics/SetFlag", async move {
+            // Persisting fsyncs a file: off the async workers.
+            let (flag, old_value) =
+                tokio::task::spawn_blocking(move || flags.set(&r.name, &r.value, r.persist))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))??;
+            Ok(SetFlagResponse {
+                flag: Some(flag_pb(flag)),
+                old_value,
+            })
+        })
+        .await
     }
 }
