@@ -3,12 +3,15 @@
 //!   ([`bench`]), against any etcd-compatible endpoint.
 //! - `glass bench compare`: the same workloads against a reference etcd 3.4 and glassd, both
 //!   started by the command, with the ratios.
+//! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
+//!   settings, changed without a restart ([`flags`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
-//! `bench/compare.rs` (the side-by-side run).
+//! `bench/compare.rs` (the side-by-side run); `flags.rs` (GetFlags/SetFlag, table and JSON).
 
 mod bench;
+mod flags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +30,46 @@ struct Cli {
 enum Command {
     /// Load generator with etcd 3.4 benchmark's shape; `compare` runs it against etcd and glassd.
     Bench(BenchCmd),
+    /// A running member's settings: read them all, or change a runtime one without a restart.
+    Flags(FlagsCmd),
+}
+
+#[derive(Args)]
+struct FlagsCmd {
+    /// gRPC endpoints, comma-separated `host:port` or `http://host:port` (the first that
+    /// answers is used).
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379"
+    )]
+    endpoints: Vec<String>,
+    #[command(subcommand)]
+    action: FlagsAction,
+}
+
+#[derive(Subcommand)]
+enum FlagsAction {
+    /// Every setting (or NAME's) with its value, default, source, and whether it can change
+    /// while running.
+    Get {
+        /// A flag name or alias (default: all).
+        name: Option<String>,
+        /// Output format.
+        #[arg(short = 'w', long = "write-out", value_enum, default_value = "table")]
+        write_out: flags::Format,
+    },
+    /// Changes a runtime flag at once; prints `NAME: OLD -> NEW`.
+    Set {
+        name: String,
+        /// The new value in command-line syntax (`2s`, `array`, `-1`).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Keep the change across restarts (`<data-dir>/glass-flags.yaml`).
+        #[arg(long)]
+        persist: bool,
+    },
 }
 
 #[derive(Args)]
@@ -151,7 +194,21 @@ fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
-    let Command::Bench(BenchCmd { global, workload }) = cli.command;
+    let BenchCmd { global, workload } = match cli.command {
+        Command::Bench(b) => b,
+        Command::Flags(FlagsCmd { endpoints, action }) => {
+            return match action {
+                FlagsAction::Get { name, write_out } => {
+                    flags::get(&endpoints, name.as_deref(), write_out).await
+                }
+                FlagsAction::Set {
+                    name,
+                    value,
+                    persist,
+                } => flags::set(&endpoints, &name, &value, persist).await,
+            };
+        }
+    };
     let load = bench::Load {
         endpoints: global.endpoints,
         conns: global.conns.max(1),

@@ -82,7 +82,7 @@ pub const MAX_ELECTION_MS: u64 = 50_000;
 const DEFAULT_NAME: &str = "default";
 const DEFAULT_INITIAL_CLUSTER: &str = "default=http://localhost:2380";
 
-/// Where a setting's value came from. (The runtime-flags work adds changes made while running.)
+/// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Source {
@@ -93,6 +93,11 @@ pub enum Source {
     Env,
     /// The `--config-file`.
     File,
+    /// Changed while running (`glass.v1.Diagnostics/SetFlag`; see `crate::flags`).
+    Runtime,
+    /// A runtime change kept across restarts, loaded at start from the data dir's
+    /// `glass-flags.yaml`.
+    Persisted,
 }
 
 impl Source {
@@ -102,6 +107,8 @@ impl Source {
             Source::Flag => "flag",
             Source::Env => "env",
             Source::File => "file",
+            Source::Runtime => "runtime",
+            Source::Persisted => "persisted",
         }
     }
 }
@@ -365,6 +372,24 @@ impl Config {
     /// One setting by any of its spellings.
     pub fn flag(&self, name: &str) -> Option<FlagInfo> {
         spec::lookup(name).map(|s| self.info(s))
+    }
+
+    /// This configuration with one setting (any spelling) changed to `value`, parsed and
+    /// range-checked exactly as on the command line, its source recorded as `source`. The
+    /// auto-compaction retention is read with the current `--auto-compaction-mode`. Only the
+    /// value's own checks run, not the whole-configuration validation of start-up: meant for
+    /// the runtime settings, none of which another setting constrains. Errors are
+    /// [`ConfigError::UnknownFlag`] and [`ConfigError::InvalidValue`] (origin `--NAME`).
+    pub fn with_value(
+        &self,
+        name: &str,
+        value: &str,
+        source: Source,
+    ) -> Result<Config, ConfigError> {
+        let s = spec::lookup(name).ok_or_else(|| ConfigError::UnknownFlag {
+            flag: format!("--{name}"),
+        })?;
+        build::apply_one(self, s, value, source)
     }
 
     fn info(&self, s: &'static Spec) -> FlagInfo {

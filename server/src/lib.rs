@@ -16,7 +16,10 @@
 //! ```
 //!
 //! Beside the layers, `config` reads etcd's flags, `ETCD_*` variables and YAML config file into
-//! a validated [`config::Config`] that `main` hands to [`run`].
+//! a validated [`config::Config`] that `main` hands to [`run`]; `flags` ([`flags::RuntimeFlags`])
+//! keeps the configuration in force while running — every setting with its source — changes
+//! the `[runtime]` ones on the live member (api's `glass.v1.Diagnostics/SetFlag`) and persists
+//! them on request to `<data-dir>/glass-flags.yaml`.
 //!
 //! Every layer records its measurements through the `telemetry` crate's vocabulary: an
 //! always-on histogram and a `tracing` span per measurement.
@@ -24,6 +27,7 @@
 pub mod api;
 pub mod config;
 pub mod etcdserver;
+pub mod flags;
 pub mod pb;
 pub mod raft;
 pub mod storage;
@@ -73,37 +77,91 @@ async fn listen(urls: &[config::Url]) -> Result<Vec<TcpListener>, RunError> {
     Ok(out)
 }
 
+/// Aborts a background task when dropped (also when `run` is cancelled).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits until the member knows a leader and has applied what was committed when it started.
+async fn wait_ready(server: &EtcdServer, within: std::time::Duration) -> Result<(), RunError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let target = server.raft().status().commit;
+    loop {
+        let st = server.raft().status();
+        if st.leader != 0 && st.applied >= target {
+            return Ok(());
+        }
+        if let Some(f) = server.failure() {
+            return Err(RunError::Failed(f));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::Failed(format!(
+                "not ready after {within:?}: leader {:x}, applied {} of {target}",
+                st.leader, st.applied
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs one member as `cfg` says until `shutdown` completes: opens the data directory, starts
 /// raft and the applier, serves the client URLs (gRPC and HTTP) and the metrics URLs, then
 /// stops accepting, drains requests in flight and closes the member cleanly.
+///
+/// `log` and `trace` are the process's telemetry controls (from `main`'s `telemetry::init`):
+/// runtime flag changes act on them. Runtime flags persisted in the data dir are applied over
+/// `cfg` first.
 pub async fn run(
     cfg: config::Config,
     metrics: std::sync::Arc<telemetry::Metrics>,
+    log: telemetry::Guard,
+    trace: std::sync::Arc<telemetry::TraceControl>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let scfg = ServerConfig::from_config(&cfg, metrics).map_err(RunError::Config)?;
+    let (cfg, persisted) = flags::load_persisted(cfg);
+    let mut scfg = ServerConfig::from_config(&cfg, metrics)?;
+    // The server's tracer reads the process's trace controls, which runtime flags change.
+    trace.set_otlp_protocol(match cfg.otlp_protocol {
+        config::OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
+        config::OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
+    });
+    scfg.tracer = std::sync::Arc::new(telemetry::Tracer::new(trace.clone(), scfg.metrics.clone()));
+    let ready_within = 10 * scfg.election_timeout + std::time::Duration::from_secs(60);
     // Listen first: a taken port fails before the data directory is touched.
     let client = listen(&cfg.listen_client_urls).await?;
     let metrics_l = listen(&cfg.listen_metrics_urls).await?;
     let server = tokio::task::spawn_blocking(move || EtcdServer::start(scfg))
         .await
         .map_err(|e| RunError::Failed(e.to_string()))??;
+    // etcd serves clients once the member is ready (a leader known and the log replayed):
+    // before that every write would fail with "proposal dropped".
+    if let Err(e) = wait_ready(&server, ready_within).await {
+        let s2 = server.clone();
+        let _ = tokio::task::spawn_blocking(move || s2.stop()).await;
+        return Err(e);
+    }
     info!(
         name = %cfg.name,
         client_urls = %cfg.listen_client_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(","),
         "ready to serve client requests"
     );
-    let auto = match cfg.auto_compaction_retention {
-        config::Retention::Disabled => None,
-        config::Retention::Period(p) => Some(etcdserver::AutoCompaction::Periodic(p)),
-        config::Retention::Revisions(n) => Some(etcdserver::AutoCompaction::Revision(
-            i64::try_from(n).unwrap_or(i64::MAX),
-        )),
+    // The compactor follows --auto-compaction-retention through a watch channel, so that a
+    // runtime change restarts its schedule.
+    let (compaction, compaction_rx) = tokio::sync::watch::channel(flags::auto_compaction(&cfg));
+    let compactor = AbortOnDrop(tokio::spawn(etcdserver::compactor_run_watched(
+        server.clone(),
+        compaction_rx,
+    )));
+    let handles = flags::Handles {
+        server: server.clone(),
+        log,
+        trace,
+        compaction,
     };
-    let compactor = auto.map(|mode| {
-        info!(?mode, "auto compaction enabled");
-        tokio::spawn(etcdserver::compactor_run(server.clone(), mode))
-    });
     // Always running: the endpoint may be set (or changed) while running; without one the
     // exporter idles and nothing is queued.
     let exporter = telemetry::Exporter::start(
@@ -114,10 +172,29 @@ pub async fn run(
             cluster_id: server.cluster_id(),
         },
     );
-    let served = api::serve(server.clone(), client, metrics_l, shutdown).await;
-    if let Some(c) = compactor {
-        c.abort();
-    }
+    let flags = std::sync::Arc::new(flags::RuntimeFlags::new(cfg, persisted, handles));
+    // Stop serving on the operator's signal, or when the member fails (a supervisor then
+    // restarts the process, which replays the WAL), as etcd exits.
+    let failed = {
+        let server = server.clone();
+        async move {
+            loop {
+                if let Some(why) = server.failure() {
+                    tracing::error!(error = %why, "the member failed; shutting down");
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = failed => {}
+        }
+    };
+    let served = api::serve(server.clone(), flags, client, metrics_l, stop).await;
+    drop(compactor);
     if let Some(e) = exporter {
         // What the last requests left in the queue goes out, unless the collector is down.
         e.shutdown(EXPORTER_SHUTDOWN).await;

@@ -114,7 +114,12 @@ fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let _log = telemetry::init(cfg.log_level.filter());
+    let log = telemetry::init(cfg.log_level.filter());
+    let trace = std::sync::Arc::new(telemetry::TraceControl::new(
+        cfg.trace_sample_ratio,
+        cfg.slow_request_threshold,
+        cfg.otlp_endpoint.clone(),
+    ));
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -130,7 +135,7 @@ fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
         }
     };
     let metrics = std::sync::Arc::new(telemetry::Metrics::new());
-    match runtime.block_on(glassd::run(cfg, metrics, shutdown_signal())) {
+    match runtime.block_on(glassd::run(cfg, metrics, log, trace, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("glassd: {}", error_text(&anyhow::Error::from(e)));

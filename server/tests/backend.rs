@@ -1033,3 +1033,42 @@ fn measurements_are_taken() {
     assert!(m.freelist_allocate_misses.get() > 0);
     assert!(m.backend_db_size.get() > 0);
 }
+
+/// After `poison` (the layer above found the open batch half written) nothing commits: not
+/// the batch limit, not the interval, not a forced commit, not close; the file reopens at the
+/// last good commit.
+#[test]
+fn a_poisoned_backend_commits_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    {
+        let b = Backend::open(config(&path)).unwrap();
+        {
+            let mut tx = b.batch_tx();
+            tx.create_bucket(b"key").unwrap();
+            tx.put(b"key", b"good", b"1").unwrap();
+        }
+        b.force_commit().unwrap();
+        {
+            let mut tx = b.batch_tx();
+            tx.put(b"key", b"half", b"2").unwrap();
+        }
+        b.poison("a request failed half way");
+        assert_eq!(b.failure().as_deref(), Some("a request failed half way"));
+        assert!(matches!(b.force_commit(), Err(BackendError::Failed(_))));
+        b.set_batch_limit(1);
+        {
+            let mut tx = b.batch_tx();
+            tx.put(b"key", b"later", b"3").unwrap();
+        }
+        assert!(matches!(b.close(), Err(BackendError::Failed(_))));
+    }
+    let b = Backend::open(config(&path)).unwrap();
+    let tx = b.read_tx();
+    assert_eq!(tx.get(b"key", b"good").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(tx.get(b"key", b"half").unwrap(), None);
+    assert_eq!(tx.get(b"key", b"later").unwrap(), None);
+    drop(tx);
+    drop(b);
+    bbolt_check(&path);
+}

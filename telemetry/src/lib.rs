@@ -21,15 +21,20 @@
 //!   and `glass_…` names for every measurement;
 //! - `capture` — a `tracing` layer that records spans and their fields, for tests;
 //! - `control` — [`init`] (the process's subscriber, its log filter reloadable through
-//!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint and
-//!   protocol, changeable while running);
+//!   [`Guard`]) and [`TraceControl`] (sample ratio, slow threshold, OTLP endpoint, changeable
+//!   while running; and the OTLP protocol);
 //! - `request` — [`RequestTrace`]: every request's per-layer timing record, and the
 //!   thread-local "current request" the layers record into ([`request::record`]);
 //! - `tracer` — [`Tracer`]: at a request's end, head sampling (parent-based), tail capture of
 //!   slow requests, the export queue;
 //! - `slow` — [`SlowRing`]: the recent slow requests with their per-layer breakdown;
 //! - `export` — the record → OTLP span conversion and the [`Exporter`] task (OTLP/gRPC and
-//!   OTLP/HTTP, batched, off the request path).
+//!   OTLP/HTTP, batched, off the request path);
+//! - `host` — [`HostSampler`]: what the host (CPU, pressure, memory, the disks under the data and
+//!   WAL dirs, network, kernel settings) is doing, sampled from procfs and sysfs, with windows
+//!   between samples — the `HostStatus` of the diagnostics stream;
+//! - `process` — the `ProcessStatus` half of a [`HostSample`]: this process's CPU, RSS, threads,
+//!   descriptors and context switches from `/proc/self`.
 //!
 //! # Per-request traces
 //! Besides the histograms, every request keeps a small record of the layers it crossed
@@ -40,9 +45,11 @@ pub mod capture;
 mod control;
 pub mod export;
 mod histogram;
+pub mod host;
 mod metrics;
 pub mod names;
 mod otlp_wire;
+mod process;
 pub mod prometheus;
 pub mod request;
 pub mod slow;
@@ -52,6 +59,7 @@ mod tracer;
 pub use control::{init, Guard, OtlpProtocol, TraceControl, DEFAULT_SLOW_REQUEST_THRESHOLD};
 pub use export::{Exporter, Resource};
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use host::{HostSample, HostSampler};
 pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
 pub use names::Measurement;
 pub use request::{RequestTrace, TraceContext};

@@ -108,12 +108,18 @@ pub struct Metrics {
     pub backend_commit_bytes: Counter,
     /// Allocations the freelist could not serve (the file grew instead).
     pub freelist_allocate_misses: Counter,
+    /// Freelist allocations served by the array algorithm (hits and misses).
+    pub freelist_allocate_array: Counter,
+    /// Freelist allocations served by the hashmap algorithm (hits and misses).
+    pub freelist_allocate_map: Counter,
     /// Size of the data file, bytes.
     pub backend_db_size: Gauge,
     /// Bytes of the data file holding live data (size less free pages).
     pub backend_db_size_in_use: Gauge,
     /// Free pages in the freelist at the last commit.
     pub freelist_free_pages: Gauge,
+    /// Writes in the open batch, not committed yet.
+    pub backend_pending_writes: Gauge,
     /// Revisions deleted from the backend by compactions.
     pub mvcc_compaction_keys: Counter,
     /// Keys that exist at the MVCC store's current revision.

@@ -558,10 +558,28 @@ const SCALARS: &[Scalar] = &[
         "Allocations the freelist could not serve (the file grew instead)."
     ),
     scalar!(
+        freelist_allocate_array,
+        Counter,
+        "glass_freelist_allocate_array_total",
+        "Freelist allocations served by the array algorithm (hits and misses)."
+    ),
+    scalar!(
+        freelist_allocate_map,
+        Counter,
+        "glass_freelist_allocate_map_total",
+        "Freelist allocations served by the hashmap algorithm (hits and misses)."
+    ),
+    scalar!(
         freelist_free_pages,
         Gauge,
         "glass_freelist_free_pages",
         "Free pages in the freelist at the last commit."
+    ),
+    scalar!(
+        backend_pending_writes,
+        Gauge,
+        "glass_backend_pending_writes",
+        "Writes in the open backend batch, not committed yet."
     ),
     scalar!(
         raft_proposals_committed,

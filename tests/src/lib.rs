@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`member`] — start, kill, restart one-member clusters of glassd or etcd on free loopback
 //!   ports; run etcdctl;
+//! - [`http_get`] and [`metric`] — a member's `/metrics`, `/health`, `/version`;
 //! - this file — where the `glassd` binary is ([`glassd_bin`]), and the reference bbolt
 //!   (`boltcheck`, the judge of Glass's file format) shared with `server/`'s storage tests.
 //!   (`boltcheck` comes from `../shared/tools/boltcheck`; `.ci/run` builds it.)
@@ -95,6 +96,40 @@ pub fn glassd_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// `GET path` over HTTP/1.1 on `127.0.0.1:port`; returns (status code, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// One unlabelled sample of a Prometheus text exposition (`name value`), if present.
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        if n == name {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
 }
 
 /// Runs the glassd binary; returns (exit success, stdout, stderr).

@@ -9,6 +9,7 @@ use etcd_client::{
     AlarmAction, AlarmType, Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions,
     SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
+use glass_tests::http_get;
 use glass_tests::member::{Kind, Member};
 use tonic::Code;
 
@@ -731,28 +732,6 @@ async fn quota_raises_nospace_until_disarmed() {
         .is_empty());
 }
 
-/// A plain HTTP/1.1 GET (the endpoints etcd serves beside gRPC); returns (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -837,4 +816,62 @@ async fn wal_dir_snapshots_metrics_and_health() {
         .unwrap();
     assert_eq!(r.count(), 300);
     assert_eq!(r.header().unwrap().revision(), 301);
+}
+
+/// Client input that once could take a member down: a limit of i64::MAX (overflowed `limit + 1`
+/// with overflow checks on), a txn nested deeper than the applier's decoder allows, and a txn
+/// deleting to the end of the key space beside a put (etcd accepts it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_do_not_stop_the_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let mut c = client(&m).await;
+    fixture(&mut c).await;
+    let r = c
+        .get(
+            "a",
+            Some(GetOptions::new().with_range("e").with_limit(i64::MAX)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.kvs().len(), 4);
+    let t = Txn::new().and_then([
+        TxnOp::put("w", "1", None),
+        TxnOp::get(
+            "a",
+            Some(GetOptions::new().with_range("e").with_limit(i64::MAX)),
+        ),
+    ]);
+    assert!(c.txn(t).await.unwrap().succeeded());
+
+    // 49 levels of nesting with a put at the bottom.
+    let mut t = Txn::new().and_then([TxnOp::put("deep", "1", None)]);
+    for _ in 0..48 {
+        t = Txn::new().and_then([TxnOp::txn(t)]);
+    }
+    let e = status(c.txn(t).await.unwrap_err());
+    assert_eq!(
+        e.message(),
+        "etcdserver: too many operations in txn request"
+    );
+    // 20 levels are fine.
+    let mut t = Txn::new().and_then([TxnOp::put("deep", "1", None)]);
+    for _ in 0..19 {
+        t = Txn::new().and_then([TxnOp::txn(t)]);
+    }
+    assert!(c.txn(t).await.unwrap().succeeded());
+
+    // etcd takes a delete's "\0" end literally in the duplicate-key check.
+    let t = Txn::new().and_then([
+        TxnOp::delete("x", Some(DeleteOptions::new().with_from_key())),
+        TxnOp::put("z", "1", None),
+    ]);
+    assert!(c.txn(t).await.unwrap().succeeded());
+    assert_eq!(c.get("z", None).await.unwrap().kvs()[0].value(), b"1");
+
+    // Still serving, and after a restart too.
+    m.restart();
+    let mut c = client(&m).await;
+    c.put("after", "x", None).await.unwrap();
+    assert_eq!(c.get("deep", None).await.unwrap().kvs()[0].value(), b"1");
 }

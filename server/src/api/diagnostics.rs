@@ -1,28 +1,334 @@
 //! `glass.v1.Diagnostics` (Glass's own service, `proto/glass/v1/diagnostics.proto`): the
 //! measurement snapshots stream, the slow-request ring, and the runtime flags.
+//!
+//! `Watch`: each stream has its own [`Collector`], which keeps the previous snapshot's
+//! histogram copies and counters, so every stream's windows are its own (two dashboards with
+//! different intervals do not disturb each other). A task per stream sends a snapshot every
+//! interval (at least [`MIN_INTERVAL`]) into a channel of one: a client that does not read
+//! holds up only its own task, which ends when the client goes away.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use telemetry::{HistogramSnapshot, Metrics};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::observe;
 use super::status::not_built;
+use crate::config::FlagInfo;
 use crate::etcdserver::EtcdServer;
+use crate::flags::RuntimeFlags;
 use crate::pb::glass::v1::diagnostics_server::Diagnostics;
 use crate::pb::glass::v1::{
-    GetFlagsRequest, GetFlagsResponse, RecentSlowRequestsRequest, RecentSlowRequestsResponse,
+    BackendStatus, CpuWindow, Disk, Flag, FlagChange, GetFlagsRequest, GetFlagsResponse,
+    HostStatus, KernelSettings, LayerWindow, Memory, MethodWindow, MvccStatus, Network, Pressure,
+    ProcessStatus, RaftStatus, RecentSlowRequestsRequest, RecentSlowRequestsResponse,
     SetFlagRequest, SetFlagResponse, Snapshot, WatchRequest,
 };
+
+/// The shortest interval a stream may ask for.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The interval when a stream asks for 0.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One stream's memory of its previous snapshot.
+pub struct Collector {
+    server: Arc<EtcdServer>,
+    flags: Arc<RuntimeFlags>,
+    /// The last runtime flag change this stream has shown.
+    flag_seq: u64,
+    host: telemetry::HostSampler,
+    histograms: Vec<HistogramSnapshot>,
+    grpc: BTreeMap<(&'static str, i32), u64>,
+    at: Option<Instant>,
+}
+
+impl Collector {
+    pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
+        let dirs = server.dirs();
+        let dirs: Vec<(&str, std::path::PathBuf)> =
+            dirs.iter().map(|(r, p)| (*r, p.clone())).collect();
+        Collector {
+            host: telemetry::HostSampler::new(&dirs),
+            server,
+            flags,
+            flag_seq: 0,
+            histograms: Vec::new(),
+            grpc: BTreeMap::new(),
+            at: None,
+        }
+    }
+
+    /// The next snapshot; its windows cover the time since the previous one (since the
+    /// process started for the first).
+    pub fn next(&mut self) -> Snapshot {
+        let now = Instant::now();
+        let window_ms = self.at.map_or(0, |t| {
+            u64::try_from(now.duration_since(t).as_millis()).unwrap_or(u64::MAX)
+        });
+        self.at = Some(now);
+        let s = &self.server;
+        let m: &Metrics = s.metrics();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+
+        let hs = m.histograms();
+        let mut layers = Vec::with_capacity(hs.len());
+        let mut copies = Vec::with_capacity(hs.len());
+        for (i, (measurement, h)) in hs.iter().enumerate() {
+            let snap = h.snapshot();
+            let w = match self.histograms.get(i) {
+                Some(prev) => snap.since(prev),
+                None => snap.clone(),
+            };
+            layers.push(LayerWindow {
+                name: measurement.name.to_string(),
+                unit: match measurement.unit {
+                    telemetry::names::Unit::Nanoseconds => "ns",
+                    telemetry::names::Unit::Pages => "pages",
+                    telemetry::names::Unit::Bytes => "bytes",
+                    telemetry::names::Unit::Count => "count",
+                }
+                .to_string(),
+                count: w.count,
+                p50: w.quantile(0.5),
+                p90: w.quantile(0.9),
+                p99: w.quantile(0.99),
+                // The top of the window's highest bucket, capped at the largest value seen.
+                max: w.quantile(1.0),
+                sum: w.sum,
+            });
+            copies.push(snap);
+        }
+        self.histograms = copies;
+
+        let grpc: BTreeMap<(&'static str, i32), u64> = m
+            .grpc_handled
+            .snapshot()
+            .into_iter()
+            .map(|(meth, code, n)| ((meth, code), n))
+            .collect();
+        let mut methods: BTreeMap<&'static str, MethodWindow> = BTreeMap::new();
+        for (&(meth, code), &n) in &grpc {
+            let d = n.saturating_sub(self.grpc.get(&(meth, code)).copied().unwrap_or(0));
+            let w = methods.entry(meth).or_insert_with(|| MethodWindow {
+                method: meth.to_string(),
+                count: 0,
+                errors: 0,
+            });
+            w.count += d;
+            if code != 0 {
+                w.errors += d;
+            }
+        }
+        self.grpc = grpc;
+
+        let hs = self.host.sample_at(now);
+        // The first snapshot shows every change still kept (the last 256).
+        let (changes, seq) = self.flags.changes_since(self.flag_seq);
+        self.flag_seq = seq;
+        let flag_changes = changes
+            .into_iter()
+            .map(|c| FlagChange {
+                name: c.name.to_string(),
+                old_value: c.old_value,
+                new_value: c.new_value,
+                unix_ms: c.unix_ms,
+                persisted: c.persisted,
+            })
+            .collect();
+        let st = s.raft().status();
+        let kv = s.kv();
+        let be = kv.backend();
+        let db = be.stats();
+        Snapshot {
+            member_id: s.id(),
+            cluster_id: s.cluster_id(),
+            name: s.name().to_string(),
+            unix_ms,
+            window_ms,
+            layers,
+            raft: Some(RaftStatus {
+                term: st.term,
+                leader: st.leader,
+                is_leader: st.leader != 0 && st.leader == st.id,
+                commit_index: st.commit,
+                applied_index: st.applied,
+                proposals_pending: m.raft_proposals_pending.get(),
+                proposals_failed: m.raft_proposals_failed.get(),
+                leader_changes: m.raft_leader_changes.get(),
+                snapshot_index: st.snapshot_index,
+            }),
+            backend: Some(BackendStatus {
+                db_size: be.size(),
+                db_size_in_use: be.size_in_use(),
+                page_size: u64::from(db.page_size),
+                free_pages: db.free_pages,
+                free_runs: db.free_runs,
+                longest_free_run: db.longest_free_run,
+                freelist_type: db.freelist_type.to_string(),
+                commits: m.backend_commits.get(),
+                commit_bytes: m.backend_commit_bytes.get(),
+                pending_writes: u64::try_from(m.backend_pending_writes.get()).unwrap_or(0),
+                quota_bytes: s.quota().bytes().unwrap_or(0),
+                alarms: s
+                    .alarms()
+                    .iter()
+                    .map(|a| {
+                        crate::pb::etcdserverpb::AlarmType::try_from(a.alarm)
+                            .map_or("UNKNOWN", |t| t.as_str_name())
+                            .to_string()
+                    })
+                    .collect(),
+            }),
+            mvcc: Some(MvccStatus {
+                keys: m.mvcc_keys.get(),
+                current_revision: kv.current_revision(),
+                compact_revision: kv.compacted_revision(),
+                index_keys: kv.index_len() as u64,
+            }),
+            process: Some(process(&hs.process)),
+            host: Some(host(&hs.host)),
+            flag_changes,
+            methods: methods.into_values().collect(),
+            spans_dropped: 0,
+            slow_requests: 0,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DiagnosticsService {
     server: Arc<EtcdServer>,
+    /// The settings in force; GetFlags and SetFlag delegate to it.
+    flags: Arc<RuntimeFlags>,
 }
 
 impl DiagnosticsService {
-    pub fn new(server: Arc<EtcdServer>) -> Self {
-        DiagnosticsService { server }
+    pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
+        DiagnosticsService { server, flags }
+    }
+}
+
+/// A registry entry on the wire (source: "default", "flag", "env", "file", "runtime",
+/// "persisted").
+fn flag_pb(f: FlagInfo) -> Flag {
+    Flag {
+        name: f.name.to_string(),
+        value: f.value,
+        default_value: f.default.to_string(),
+        source: f.source.as_str().to_string(),
+        runtime: f.runtime,
+        description: f.description.to_string(),
+        aliases: f.aliases.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+fn process(p: &telemetry::host::Process) -> ProcessStatus {
+    ProcessStatus {
+        pid: p.pid,
+        cpu_percent: p.cpu_percent,
+        cpu_user_seconds: p.cpu_user_seconds,
+        cpu_system_seconds: p.cpu_system_seconds,
+        rss_bytes: p.rss_bytes,
+        threads: p.threads,
+        open_fds: p.open_fds,
+        voluntary_ctxt_switches: p.voluntary_ctxt_switches,
+        nonvoluntary_ctxt_switches: p.nonvoluntary_ctxt_switches,
+        uptime_seconds: p.uptime_seconds,
+    }
+}
+
+fn cpu(c: &telemetry::host::CpuWindow) -> CpuWindow {
+    CpuWindow {
+        name: c.name.clone(),
+        user_percent: c.user_percent,
+        system_percent: c.system_percent,
+        iowait_percent: c.iowait_percent,
+        steal_percent: c.steal_percent,
+        idle_percent: c.idle_percent,
+    }
+}
+
+fn pressure(p: &telemetry::host::Pressure) -> Pressure {
+    Pressure {
+        available: p.available,
+        some_avg10: p.some_avg10,
+        some_avg60: p.some_avg60,
+        full_avg10: p.full_avg10,
+        full_avg60: p.full_avg60,
+        some_total_us: p.some_total_us,
+        full_total_us: p.full_total_us,
+    }
+}
+
+fn host(h: &telemetry::host::Host) -> HostStatus {
+    let m = &h.memory;
+    let n = &h.network;
+    let k = &h.kernel;
+    HostStatus {
+        hostname: h.hostname.clone(),
+        cores: h.cores,
+        cpu: Some(cpu(&h.cpu)),
+        per_core: h.per_core.iter().map(cpu).collect(),
+        load1: h.load1,
+        load5: h.load5,
+        load15: h.load15,
+        psi_cpu: Some(pressure(&h.psi_cpu)),
+        psi_io: Some(pressure(&h.psi_io)),
+        psi_memory: Some(pressure(&h.psi_memory)),
+        memory: Some(Memory {
+            total: m.total,
+            available: m.available,
+            dirty: m.dirty,
+            writeback: m.writeback,
+            swap_total: m.swap_total,
+            swap_free: m.swap_free,
+            swap_in_per_s: m.swap_in_per_s,
+            swap_out_per_s: m.swap_out_per_s,
+        }),
+        disks: h
+            .disks
+            .iter()
+            .map(|d| Disk {
+                device: d.device.clone(),
+                roles: d.roles.clone(),
+                read_iops: d.read_iops,
+                write_iops: d.write_iops,
+                read_bytes_per_s: d.read_bytes_per_s,
+                write_bytes_per_s: d.write_bytes_per_s,
+                read_await_ms: d.read_await_ms,
+                write_await_ms: d.write_await_ms,
+                util_percent: d.util_percent,
+                in_flight: d.in_flight,
+                scheduler: d.scheduler.clone(),
+                rotational: d.rotational,
+                write_cache: d.write_cache.clone(),
+            })
+            .collect(),
+        network: Some(Network {
+            tcp_retrans_segs: n.tcp_retrans_segs,
+            tcp_out_segs: n.tcp_out_segs,
+            retrans_per_s: n.retrans_per_s,
+            rx_errors: n.rx_errors,
+            tx_errors: n.tx_errors,
+            rx_drops: n.rx_drops,
+            tx_drops: n.tx_drops,
+        }),
+        kernel: Some(KernelSettings {
+            vm_dirty_ratio: k.vm_dirty_ratio,
+            vm_dirty_background_ratio: k.vm_dirty_background_ratio,
+            vm_dirty_expire_centisecs: k.vm_dirty_expire_centisecs,
+            vm_dirty_writeback_centisecs: k.vm_dirty_writeback_centisecs,
+            vm_swappiness: k.vm_swappiness,
+            transparent_hugepages: k.transparent_hugepages.clone(),
+            cpu_governor: k.cpu_governor.clone(),
+            net_core_somaxconn: k.net_core_somaxconn,
+        }),
     }
 }
 
@@ -32,9 +338,30 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send
 impl Diagnostics for DiagnosticsService {
     type WatchStream = SnapshotStream;
 
-    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let _ = &self.server;
-        Err(not_built("glass.v1.Diagnostics/Watch"))
+    async fn watch(
+        &self,
+        req: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let interval = match req.into_inner().interval_ms {
+            0 => DEFAULT_INTERVAL,
+            ms => Duration::from_millis(ms).max(MIN_INTERVAL),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut collector = Collector::new(self.server.clone(), self.flags.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if tx.send(Ok(collector.next())).await.is_err() {
+                    // The client went away.
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn recent_slow_requests(
@@ -48,13 +375,31 @@ impl Diagnostics for DiagnosticsService {
         &self,
         _: Request<GetFlagsRequest>,
     ) -> Result<Response<GetFlagsResponse>, Status> {
-        Err(not_built("glass.v1.Diagnostics/GetFlags"))
+        observe(&self.server, "glass.v1.Diagnostics/GetFlags", async {
+            Ok(GetFlagsResponse {
+                flags: self.flags.get_all().into_iter().map(flag_pb).collect(),
+            })
+        })
+        .await
     }
 
     async fn set_flag(
         &self,
-        _: Request<SetFlagRequest>,
+        req: Request<SetFlagRequest>,
     ) -> Result<Response<SetFlagResponse>, Status> {
-        Err(not_built("glass.v1.Diagnostics/SetFlag"))
+        let r = req.into_inner();
+        let flags = self.flags.clone();
+        observe(&self.server, "glass.v1.Diagnostics/SetFlag", async move {
+            // Persisting fsyncs a file: off the async workers.
+            let (flag, old_value) =
+                tokio::task::spawn_blocking(move || flags.set(&r.name, &r.value, r.persist))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))??;
+            Ok(SetFlagResponse {
+                flag: Some(flag_pb(flag)),
+                old_value,
+            })
+        })
+        .await
     }
 }

@@ -1,7 +1,10 @@
 //! `etcdserverpb.KV` (etcd's `v3rpc/key.go`): request checks with etcd's errors, then the
 //! server.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+
+/// Keys put on some path through a txn, with whether any of those puts needs the key to exist.
+type Puts = HashMap<Vec<u8>, bool>;
 use std::sync::Arc;
 
 use telemetry::request;
@@ -60,34 +63,50 @@ fn check_delete(r: &DeleteRangeRequest) -> Result<(), EtcdError> {
     Ok(())
 }
 
-/// etcd's `checkTxnRequest`: op counts (each level against what is left of the limit), keys.
+/// How deep txns may nest. etcd has no limit; Glass's protobuf decoder stops at 100 nested
+/// messages, and a proposal wraps the txn in one more (`InternalRaftRequest`, `RequestOp`
+/// levels), so a txn that decodes here must still decode in the applier: deeper ones are
+/// refused as having too many operations.
+pub const MAX_TXN_DEPTH: usize = 32;
+
+/// etcd's `checkTxnRequest`: op counts (each level against what is left of the limit), keys;
+/// and Glass's nesting depth.
 fn check_txn(r: &TxnRequest, max_ops: i64) -> Result<(), EtcdError> {
+    check_txn_at(r, max_ops, 1)
+}
+
+fn check_txn_at(r: &TxnRequest, max_ops: i64, depth: usize) -> Result<(), EtcdError> {
     let opc = r.compare.len().max(r.success.len()).max(r.failure.len()) as i64;
-    if opc > max_ops {
+    if opc > max_ops || depth > MAX_TXN_DEPTH {
         return Err(EtcdError::TooManyOps);
     }
     if r.compare.iter().any(|c| c.key.is_empty()) {
         return Err(EtcdError::EmptyKey);
     }
     for op in r.success.iter().chain(&r.failure) {
-        check_op(op, max_ops - opc)?;
+        check_op(op, max_ops - opc, depth)?;
     }
     Ok(())
 }
 
-fn check_op(op: &RequestOp, max_ops: i64) -> Result<(), EtcdError> {
+fn check_op(op: &RequestOp, max_ops: i64, depth: usize) -> Result<(), EtcdError> {
     match &op.request {
         Some(Op::RequestRange(r)) => check_range(r),
         Some(Op::RequestPut(r)) => check_put(r),
         Some(Op::RequestDeleteRange(r)) => check_delete(r),
-        Some(Op::RequestTxn(t)) => check_txn(t, max_ops),
+        Some(Op::RequestTxn(t)) => check_txn_at(t, max_ops, depth + 1),
         // An empty op.
         None => Err(EtcdError::KeyNotFound),
     }
 }
 
-/// A delete's key range: `[key, end)`, one key when `end` is empty, to the end of the key space
-/// when `end` is `"\0"`.
+/// A delete's key range: `[key, end)`, one key when `end` is empty.
+///
+/// etcd's check takes `end` literally, so a delete to the end of the key space (`end` =
+/// `"\0"`) is an empty interval to it and overlaps no put: Glass does the same for plain puts
+/// ([`Interval::hides`] with `ignore` false). A put with `ignore_value`/`ignore_lease` after
+/// such a delete would fail half way through the txn (etcd panics there), so for those the
+/// interval is what the delete really removes.
 #[derive(Debug, Clone)]
 struct Interval {
     key: Vec<u8>,
@@ -95,18 +114,20 @@ struct Interval {
 }
 
 impl Interval {
-    fn contains(&self, k: &[u8]) -> bool {
+    /// Whether a put of `k` overlaps this delete (`ignore`: the put needs the key to exist).
+    fn hides(&self, k: &[u8], ignore: bool) -> bool {
         if self.end.is_empty() {
             return k == self.key.as_slice();
         }
-        k >= self.key.as_slice() && (self.end.as_slice() == b"\0" || k < self.end.as_slice())
+        let to_the_end = self.end.as_slice() == b"\0";
+        k >= self.key.as_slice() && ((to_the_end && ignore) || k < self.end.as_slice())
     }
 }
 
 /// etcd's `checkIntervals`: no key is put twice, or put and deleted, on any path through a txn
 /// (the two branches of a nested txn exclude each other, so a key in both is fine). Returns the
 /// keys put and the ranges deleted.
-fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), EtcdError> {
+fn check_intervals(ops: &[RequestOp]) -> Result<(Puts, Vec<Interval>), EtcdError> {
     let mut dels: Vec<Interval> = ops
         .iter()
         .filter_map(|op| match &op.request {
@@ -117,25 +138,26 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>
             _ => None,
         })
         .collect();
-    let hit = |dels: &[Interval], k: &[u8]| dels.iter().any(|iv| iv.contains(k));
-    let mut puts: HashSet<Vec<u8>> = HashSet::new();
+    let hit = |dels: &[Interval], k: &[u8], ignore: bool| dels.iter().any(|iv| iv.hides(k, ignore));
+    let mut puts: Puts = HashMap::new();
     for op in ops {
         let Some(Op::RequestTxn(t)) = &op.request else {
             continue;
         };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
-        for k in &puts_then {
-            if puts.contains(k) || hit(&dels, k) {
+        for (k, &ignore) in &puts_then {
+            if puts.contains_key(k) || hit(&dels, k, ignore) {
                 return Err(EtcdError::DuplicateKey);
             }
-            puts.insert(k.clone());
+            puts.insert(k.clone(), ignore);
         }
-        for k in puts_else {
-            if (puts.contains(&k) && !puts_then.contains(&k)) || hit(&dels, &k) {
+        for (k, ignore) in puts_else {
+            if (puts.contains_key(&k) && !puts_then.contains_key(&k)) || hit(&dels, &k, ignore) {
                 return Err(EtcdError::DuplicateKey);
             }
-            puts.insert(k);
+            let e = puts.entry(k).or_insert(false);
+            *e |= ignore;
         }
         dels.extend(dels_then);
         dels.extend(dels_else);
@@ -144,10 +166,11 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>
         let Some(Op::RequestPut(p)) = &op.request else {
             continue;
         };
-        if puts.contains(&p.key) || hit(&dels, &p.key) {
+        let ignore = p.ignore_value || p.ignore_lease;
+        if puts.contains_key(&p.key) || hit(&dels, &p.key, ignore) {
             return Err(EtcdError::DuplicateKey);
         }
-        puts.insert(p.key.clone());
+        puts.insert(p.key.clone(), ignore);
     }
     Ok((puts, dels))
 }
@@ -181,6 +204,8 @@ impl Kv for KvService {
         let parent = trace_parent(&req);
         let r = req.into_inner();
         observe_traced(&self.server, "etcdserverpb.KV/Put", parent, async {
+            // etcd's quotaKVServer checks (and raises the alarm) before the request is checked.
+            self.server.check_quota(EtcdServer::put_cost(&r)).await?;
             check_put(&r)?;
             request::set_key(&r.key);
             request::set_attr("etcd.keys", 1);
@@ -216,6 +241,7 @@ impl Kv for KvService {
         let parent = trace_parent(&req);
         let r = req.into_inner();
         observe_traced(&self.server, "etcdserverpb.KV/Txn", parent, async {
+            self.server.check_quota(EtcdServer::txn_cost(&r)).await?;
             let max = i64::try_from(self.server.max_txn_ops()).unwrap_or(i64::MAX);
             check_txn(&r, max)?;
             // After the request check, to avoid a quadratic blowup on huge txns.
@@ -263,6 +289,16 @@ mod tests {
         }
     }
 
+    fn put_ignoring(k: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: k.into(),
+                ignore_value: true,
+                ..Default::default()
+            })),
+        }
+    }
+
     fn del(k: &str, end: &str) -> RequestOp {
         RequestOp {
             request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
@@ -291,7 +327,10 @@ mod tests {
         assert_eq!(ok(&[put("a"), put("a")]), dup);
         assert_eq!(ok(&[put("b"), del("a", "c")]), dup);
         assert_eq!(ok(&[put("c"), del("a", "c")]), Ok(()));
-        assert_eq!(ok(&[put("z"), del("a", "\0")]), dup);
+        // A delete to the end (`"\0"`) is taken literally, as etcd does, for plain puts...
+        assert_eq!(ok(&[put("z"), del("a", "\0")]), Ok(()));
+        // ...but not for a put that needs the key to exist.
+        assert_eq!(ok(&[put_ignoring("z"), del("a", "\0")]), dup);
         // Both branches of a nested txn may put the same key...
         assert_eq!(ok(&[txn(vec![put("a")], vec![put("a")])]), Ok(()));
         // ...but not one the outer txn puts or deletes.
@@ -315,5 +354,17 @@ mod tests {
             failure: vec![],
         };
         assert_eq!(check_txn(&empty_op, 128), Err(EtcdError::KeyNotFound));
+        // Nesting deeper than the applier can decode is refused here.
+        let mut t = TxnRequest::default();
+        for _ in 0..MAX_TXN_DEPTH {
+            t = TxnRequest {
+                compare: vec![],
+                success: vec![RequestOp {
+                    request: Some(Op::RequestTxn(t)),
+                }],
+                failure: vec![],
+            };
+        }
+        assert_eq!(check_txn(&t, 128), Err(EtcdError::TooManyOps));
     }
 }

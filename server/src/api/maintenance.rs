@@ -39,15 +39,12 @@ impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         let parent = trace_parent(&req);
         let r = req.into_inner();
+        // etcd answers Alarm and Defragment without a header.
         observe_traced(
             &self.server,
             "etcdserverpb.Maintenance/Alarm",
             parent,
-            async {
-                let mut resp = self.server.alarm(r).await?;
-                self.headers.fill(&mut resp.header);
-                Ok(resp)
-            },
+            async { Ok(self.server.alarm(r).await?) },
         )
         .await
     }
@@ -91,9 +88,7 @@ impl Maintenance for MaintenanceService {
             trace_parent(&req),
             async {
                 self.server.defragment().await?;
-                let mut resp = DefragmentResponse { header: None };
-                self.headers.fill(&mut resp.header);
-                Ok(resp)
+                Ok(DefragmentResponse { header: None })
             },
         )
         .await

@@ -52,6 +52,7 @@ pub use maintenance::MaintenanceService;
 pub use unimplemented::NotBuilt;
 
 use crate::etcdserver::EtcdServer;
+use crate::flags::RuntimeFlags;
 use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
@@ -63,8 +64,9 @@ use crate::pb::glass::v1::diagnostics_server::DiagnosticsServer;
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
-/// etcd's `grpcOverheadBytes`: the gRPC message limit is `--max-request-bytes` plus this, so
-/// that a request just over the limit reaches the server and gets etcd's own error.
+/// etcd's `grpcOverheadBytes`: the gRPC message limit is `--max-request-bytes` (here: the
+/// most it may be raised to while running) plus this, so that a request just over the limit
+/// reaches the server and gets etcd's own error.
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// Fills response headers (etcd's `v3rpc/header.go`).
@@ -97,10 +99,6 @@ impl Headers {
 
 /// Runs one unary RPC under its span, measures it, counts it by status code; see
 /// [`observe_traced`] (this is it without a caller's trace context).
-#[allow(
-    dead_code,
-    reason = "for services that do not read the caller's metadata"
-)]
 pub(crate) async fn observe<T>(
     server: &EtcdServer,
     method: &'static str,
@@ -144,8 +142,11 @@ pub(crate) async fn observe_traced<T>(
 }
 
 /// Every gRPC service and the HTTP endpoints, as one router.
-fn routes(server: &Arc<EtcdServer>) -> Routes {
-    let max_recv = usize::try_from(server.max_request_bytes())
+fn routes(server: &Arc<EtcdServer>, flags: &Arc<RuntimeFlags>) -> Routes {
+    // The message limit is fixed here, so it admits the largest `--max-request-bytes` a
+    // runtime change may set (`flags::request_bytes_ceiling`: at least etcd's recommended
+    // 10 MiB); the server refuses proposals over the limit in force with etcd's error.
+    let max_recv = usize::try_from(flags.request_bytes_ceiling())
         .unwrap_or(usize::MAX)
         .saturating_add(GRPC_OVERHEAD_BYTES);
     let grpc = Routes::new(
@@ -166,6 +167,7 @@ fn routes(server: &Arc<EtcdServer>) -> Routes {
     .add_service(ElectionServer::new(NotBuilt))
     .add_service(DiagnosticsServer::new(DiagnosticsService::new(
         server.clone(),
+        flags.clone(),
     )));
     let router = http::routes(server.clone()).merge(grpc.into_axum_router());
     Routes::from(router)
@@ -176,17 +178,21 @@ fn routes(server: &Arc<EtcdServer>) -> Routes {
 /// then stops accepting and drains the connections in flight.
 pub async fn serve(
     server: Arc<EtcdServer>,
+    flags: Arc<RuntimeFlags>,
     client: Vec<TcpListener>,
     metrics: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let both = client.into_iter().map(|l| (l, routes(&server))).chain(
-        metrics
-            .into_iter()
-            .map(|l| (l, Routes::from(http::routes(server.clone())))),
-    );
+    let both = client
+        .into_iter()
+        .map(|l| (l, routes(&server, &flags)))
+        .chain(
+            metrics
+                .into_iter()
+                .map(|l| (l, Routes::from(http::routes(server.clone())))),
+        );
     for (listener, routes) in both {
         let mut stop = stop_rx.clone();
         // Every connection is read through AuthorityFix: etcdctl's `:authority` would make h2

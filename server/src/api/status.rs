@@ -8,6 +8,7 @@
 use tonic::{Code, Status};
 
 use crate::etcdserver::ServerError;
+use crate::flags::FlagError;
 use crate::storage::mvcc::MvccError;
 
 macro_rules! etcd_errors {
@@ -133,6 +134,7 @@ pub fn from_server(e: &ServerError) -> Status {
         ServerError::LeaseNotFound => EtcdError::LeaseNotFound.into(),
         ServerError::NoSpace => EtcdError::NoSpace.into(),
         ServerError::NoLeader => EtcdError::NoLeader.into(),
+        ServerError::TooManyRequests => EtcdError::TooManyRequests.into(),
         ServerError::Mvcc(m) => from_mvcc(m),
         ServerError::Unimplemented(_) => Status::new(Code::Unimplemented, e.to_string()),
         other => unknown(other),
@@ -148,6 +150,25 @@ impl From<ServerError> for Status {
 impl From<MvccError> for Status {
     fn from(e: MvccError) -> Status {
         from_mvcc(&e)
+    }
+}
+
+/// A runtime flag change refused (`glass.v1.Diagnostics/SetFlag`): `NOT_FOUND` for an unknown
+/// flag, `FAILED_PRECONDITION` for one that cannot change while running, `INVALID_ARGUMENT` for
+/// a bad value, `INTERNAL` when the change could not be persisted or applied.
+pub fn from_flags(e: &FlagError) -> Status {
+    let code = match e {
+        FlagError::NotFound { .. } => Code::NotFound,
+        FlagError::NotRuntime { .. } => Code::FailedPrecondition,
+        FlagError::InvalidValue(_) => Code::InvalidArgument,
+        _ => Code::Internal,
+    };
+    Status::new(code, e.to_string())
+}
+
+impl From<FlagError> for Status {
+    fn from(e: FlagError) -> Status {
+        from_flags(&e)
     }
 }
 

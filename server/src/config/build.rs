@@ -418,6 +418,31 @@ impl Builder {
     }
 }
 
+/// `cfg` with one setting parsed from `value` (see [`Config::with_value`]).
+pub(super) fn apply_one(
+    cfg: &Config,
+    s: &'static Spec,
+    value: &str,
+    source: Source,
+) -> Result<Config, ConfigError> {
+    let origin = Origin {
+        source,
+        text: format!("--{}", s.name),
+    };
+    let mut b = Builder::new();
+    b.cfg = cfg.clone();
+    b.apply(s, value, &origin)?;
+    if s.name == "auto-compaction-retention" {
+        b.cfg.auto_compaction_retention = parse_retention(b.cfg.auto_compaction_mode, value)
+            .map_err(|reason| ConfigError::InvalidValue {
+                origin: origin.text,
+                value: value.to_string(),
+                reason,
+            })?;
+    }
+    Ok(b.cfg)
+}
+
 /// Go's flag parsing checks a boolean flag's value even for flags etcd then ignores.
 fn check_bool(name: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
     match spec::lookup_unsupported(name) {

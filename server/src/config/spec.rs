@@ -115,7 +115,9 @@ pub(crate) const SPECS: &[Spec] = &[
         "Configures log level. Only supports debug, info, warn, error, panic, or fatal."),
     spec("otlp-endpoint", "", true, Str, Observability,
         "OTLP collector to export traces to (e.g. http://localhost:4317 for Jaeger over gRPC); empty disables export."),
-    spec("otlp-protocol", "grpc", true, Str, Observability,
+    // Not runtime: the exporter's transport is chosen when it is built (TraceControl can
+    // change the endpoint, not the protocol).
+    spec("otlp-protocol", "grpc", false, Str, Observability,
         "OTLP transport: 'grpc' (port 4317) or 'http' (HTTP/protobuf, port 4318)."),
     spec("trace-sample-ratio", "0", true, Float, Observability,
         "Fraction of requests traced, 0.0 to 1.0 (parent-based: an incoming sampled trace context is honoured). Slow requests are exported regardless."),

@@ -654,7 +654,6 @@ fn registry_lists_every_flag_with_source_and_runtime() {
             "auto-compaction-retention",
             "log-level",
             "otlp-endpoint",
-            "otlp-protocol",
             "trace-sample-ratio",
             "slow-request-threshold",
         ]

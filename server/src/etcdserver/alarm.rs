@@ -42,10 +42,9 @@ impl Alarms {
                 Err(e) => bad = Some(e.to_string()),
             })?;
         if let Some(reason) = bad {
-            return Err(ServerError::BadEntry {
-                index: 0,
-                reason: format!("alarm bucket: {reason}"),
-            });
+            return Err(ServerError::Internal(format!(
+                "the alarm bucket holds a bad key: {reason}"
+            )));
         }
         Ok(Alarms {
             backend,

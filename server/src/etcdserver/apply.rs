@@ -79,6 +79,8 @@ pub trait View {
     ) -> Result<RangeResult, MvccError>;
     /// The store's revision when the txn began.
     fn rev(&self) -> i64;
+    /// The compaction revision (-1 before the first compaction).
+    fn first_rev(&self) -> i64;
     /// Whether the txn changed something (its revision is then `rev() + 1`).
     fn changed(&self) -> bool;
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Result<i64, ServerError>;
@@ -96,6 +98,9 @@ impl View for TxnRead {
     }
     fn rev(&self) -> i64 {
         TxnRead::rev(self)
+    }
+    fn first_rev(&self) -> i64 {
+        TxnRead::first_rev(self)
     }
     fn changed(&self) -> bool {
         false
@@ -119,6 +124,9 @@ impl View for TxnWrite<'_> {
     }
     fn rev(&self) -> i64 {
         TxnWrite::rev(self)
+    }
+    fn first_rev(&self) -> i64 {
+        TxnWrite::first_rev(self)
     }
     fn changed(&self) -> bool {
         !self.changes().is_empty()
@@ -149,8 +157,8 @@ pub fn range(v: &mut impl View, r: &RangeRequest) -> Result<RangeResponse, MvccE
         limit = 0;
     }
     if limit > 0 {
-        // One more, to know whether there are more.
-        limit += 1;
+        // One more, to know whether there are more (a client may send i64::MAX).
+        limit = limit.saturating_add(1);
     }
     let opts = RangeOptions {
         limit,
@@ -326,27 +334,42 @@ fn check_requests(v: &mut impl View, rt: &TxnRequest, path: &[bool]) -> Result<u
     for op in if path[0] { &rt.success } else { &rt.failure } {
         match &op.request {
             Some(Op::RequestTxn(t)) => used += check_requests(v, t, &path[used..])?,
-            // Compacted or future: the range's own error, before anything is written.
+            // etcd's checkRequestRange: compacted or future, before anything is written.
             Some(Op::RequestRange(r)) if r.revision != 0 && r.revision != v.rev() => {
-                let opts = RangeOptions {
-                    limit: 1,
-                    rev: r.revision,
-                    count_only: true,
-                };
-                v.range(&r.key, &[], opts)?;
+                if r.revision > v.rev() {
+                    return Err(MvccError::FutureRev.into());
+                }
+                if r.revision < v.first_rev() {
+                    return Err(MvccError::Compacted.into());
+                }
             }
-            Some(Op::RequestPut(p)) => check_put(v, p)?,
+            Some(Op::RequestPut(p)) => check_put(v, p, PutIn::Txn)?,
             _ => {}
         }
     }
     Ok(used)
 }
 
-/// etcd's `checkPut`: the lease must exist, `ignore_*` needs the key.
-fn check_put(v: &mut impl View, p: &PutRequest) -> Result<(), ServerError> {
-    if p.lease != 0 {
-        // No lessor yet: no lease exists.
-        return Err(ServerError::LeaseNotFound);
+/// Where a put is checked: etcd checks a plain put's lease first, a txn put's key first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PutIn {
+    Request,
+    Txn,
+}
+
+/// etcd's put checks (`Put` with no txn, `checkRequestPut` in a txn): the lease must exist,
+/// `ignore_*` needs the key.
+fn check_put(v: &mut impl View, p: &PutRequest, at: PutIn) -> Result<(), ServerError> {
+    // No lessor yet: no lease exists.
+    let lease = || {
+        if p.lease != 0 {
+            Err(ServerError::LeaseNotFound)
+        } else {
+            Ok(())
+        }
+    };
+    if at == PutIn::Request {
+        lease()?;
     }
     if p.ignore_value || p.ignore_lease {
         let rr = v.range(&p.key, &[], RangeOptions::default())?;
@@ -354,7 +377,7 @@ fn check_put(v: &mut impl View, p: &PutRequest) -> Result<(), ServerError> {
             return Err(ServerError::KeyNotFound);
         }
     }
-    Ok(())
+    lease()
 }
 
 /// etcd's `applyTxn`: runs the ops of the branch `path[0]` chose; returns the response and the
@@ -478,6 +501,10 @@ impl Applier {
                 let trace = traces.next_if(|(i, _)| *i == e.index).map(|(_, t)| t);
                 self.apply_entry(e, trace)?;
             }
+            if let Some(why) = self.kv.backend().failure() {
+                // A commit failed: what was applied since the last good one is not durable.
+                return Err(ServerError::BackendFailed(why));
+            }
             batch.notify.applied();
             if self.raft.snapshot_due(last) {
                 // etcd commits the backend first: the snapshot may only cover what is on disk,
@@ -512,12 +539,18 @@ impl Applier {
         let _entered = span.enter();
         let req = match e.get_entry_type() {
             EntryType::EntryNormal if !e.data.is_empty() => {
-                Some(InternalRaftRequest::decode(e.data.as_ref()).map_err(|err| {
-                    ServerError::BadEntry {
-                        index: e.index,
-                        reason: err.to_string(),
+                match InternalRaftRequest::decode(e.data.as_ref()) {
+                    Ok(r) => Some(r),
+                    Err(err) => {
+                        // The WAL's CRC vouches for the bytes, so every member fails the same
+                        // way on this entry: skip it (recording its index) rather than stop
+                        // for good on every restart. The API refuses what could not decode
+                        // here (txns nested too deep), so this is a proposal from elsewhere.
+                        error!(index = e.index, error = %err, "skipping a raft entry that does not decode");
+                        span.record("op", "undecodable");
+                        None
                     }
-                })?)
+                }
             }
             _ => None,
         };
@@ -608,7 +641,7 @@ impl Applier {
             } else {
                 let over = !self.quota.available(self.kv.backend(), cost_put(&p));
                 (|| {
-                    check_put(&mut w, &p)?;
+                    check_put(&mut w, &p, PutIn::Request)?;
                     let resp = put(&mut w, &p)?;
                     if over {
                         return Err(ServerError::NoSpace);
@@ -640,14 +673,18 @@ impl Applier {
             span.record("op", "unimplemented");
             Err(ServerError::Unimplemented("this request"))
         };
-        // A failed request must not leave half its writes: only txn ops can fail after a
-        // write, and they are all checked before the first one.
-        w.set_consistent_index(e.index, e.term)?;
-        w.end();
+        // A request error leaves no writes behind: every op that can fail is checked before the
+        // first write. A backend error can come half way: then nothing of this batch may
+        // reach the file (with or without this index), so the backend stops committing and
+        // the member stops; a restart replays the WAL from the last good commit.
         if let Err(ServerError::Mvcc(MvccError::Backend(be))) = &res {
-            error!(error = %be, "the backend failed while applying");
+            self.kv
+                .backend()
+                .poison(&format!("applying entry {}: {be}", e.index));
             return Err(ServerError::Mvcc(MvccError::Backend(be.clone())));
         }
+        w.set_consistent_index(e.index, e.term)?;
+        w.end();
         Ok(done(res))
     }
 
@@ -668,8 +705,9 @@ impl Applier {
 
     /// etcd's `applierV3backend.Alarm`.
     fn alarm(&self, a: &AlarmRequest) -> Result<Applied, ServerError> {
+        // etcd answers alarms without a header.
         let mut resp = AlarmResponse {
-            header: header(self.kv.current_revision()),
+            header: None,
             alarms: Vec::new(),
         };
         match AlarmAction::try_from(a.action) {

@@ -10,13 +10,19 @@
 //!
 //! `ErrCompacted` counts as success (someone compacted further already). Time is tokio's, so
 //! tests run it with paused time.
+//!
+//! [`run_watched`] takes the setting from a `tokio::sync::watch` channel, so that
+//! `--auto-compaction-retention` can change while running: each change drops the running
+//! schedule and starts the new one from scratch (periodic mode samples again from the change,
+//! so its first compaction comes one period after it; revision mode waits its 5 minutes).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::error::ServerError;
 use super::server::EtcdServer;
@@ -71,6 +77,39 @@ pub async fn run<C: Compactable>(c: Arc<C>, mode: AutoCompaction) {
         AutoCompaction::Periodic(p) if !p.is_zero() => periodic(c, p).await,
         AutoCompaction::Revision(n) if n > 0 => revision(c, n).await,
         _ => {}
+    }
+}
+
+/// Runs the auto compaction `mode` says (`None`: none), starting over whenever it changes,
+/// until the task is dropped or aborted. When the sender is gone the schedule in force goes on.
+pub async fn run_watched<C: Compactable>(
+    c: Arc<C>,
+    mut mode: watch::Receiver<Option<AutoCompaction>>,
+) {
+    loop {
+        let current = *mode.borrow_and_update();
+        match current {
+            Some(m) => info!(mode = ?m, "auto compaction enabled"),
+            None => debug!("auto compaction disabled"),
+        }
+        let schedule = async {
+            if let Some(m) = current {
+                run(c.clone(), m).await;
+            }
+            // A disabled (or zero) setting has no schedule: wait for the next change.
+            std::future::pending::<()>().await
+        };
+        tokio::pin!(schedule);
+        tokio::select! {
+            () = &mut schedule => {}
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    // No more changes can come: the schedule in force goes on.
+                    schedule.await;
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -186,6 +225,29 @@ mod tests {
         task.abort();
         let got = f.compacted.lock().unwrap().clone();
         assert_eq!(got, vec![(10, 1), (20, 10)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_setting_restarts_the_schedule() {
+        let f = Arc::new(Fake::default());
+        f.minutes();
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(run_watched(f.clone(), rx));
+        // Disabled: nothing in 20 minutes.
+        tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+        assert!(f.compacted.lock().unwrap().is_empty());
+        // Revision mode from minute 20: compactions at 25, 30, ...
+        tx.send(Some(AutoCompaction::Revision(3))).unwrap();
+        tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+        // Periodic 10 minutes from minute 31: sampling starts over, first compaction at 41.
+        tx.send(Some(AutoCompaction::Periodic(Duration::from_secs(600))))
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+        tx.send(None).unwrap();
+        tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+        task.abort();
+        let got = f.compacted.lock().unwrap().clone();
+        assert_eq!(got, vec![(25, 23), (30, 28), (41, 32)]);
     }
 
     #[tokio::test(start_paused = true)]

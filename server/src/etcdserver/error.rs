@@ -42,13 +42,22 @@ pub enum ServerError {
     /// A request this server does not serve yet (a lease or auth request in the log).
     #[error("glass: {0} is not implemented yet")]
     Unimplemented(&'static str),
-    /// A committed entry that does not decode: the log is damaged (etcd panics here).
-    #[error("etcdserver: cannot decode the raft entry at index {index}: {reason}")]
-    BadEntry { index: u64, reason: String },
     /// The backend is behind the raft snapshot it restarts from: data the log no longer
     /// holds is missing (etcd: "failed to recover v3 backend from snapshot").
     #[error("etcdserver: the backend (consistent index {backend}) is behind the raft snapshot at index {snapshot}")]
     BackendBehindSnapshot { backend: u64, snapshot: u64 },
+    /// The backend stopped committing (a failed commit, or an apply that failed half way).
+    #[error("etcdserver: the backend failed: {0}")]
+    BackendFailed(String),
+    /// etcd's `ErrTooManyRequests`: the applier is too far behind the commit index.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    /// Something that cannot happen did (a response of the wrong kind, a damaged alarm bucket).
+    #[error("etcdserver: internal error: {0}")]
+    Internal(String),
+    /// The configuration does not describe a member this server can start.
+    #[error("{0}")]
+    Config(String),
     /// The data directory cannot be used.
     #[error("etcdserver: {what} {path}: {source}")]
     Io {

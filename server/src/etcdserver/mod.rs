@@ -41,7 +41,10 @@ mod wait;
 
 pub use alarm::{Alarms, ALARM_BUCKET};
 pub use apply::{Applied, ApplyResult};
-pub use compactor::{run as compactor_run, AutoCompaction, Compactable, REVISION_INTERVAL};
+pub use compactor::{
+    run as compactor_run, run_watched as compactor_run_watched, AutoCompaction, Compactable,
+    REVISION_INTERVAL,
+};
 pub use member::{cluster_id, member_id, Member};
 pub use quota::Quota;
 pub use server::{EtcdServer, ServerConfig, ServerStatus, CLUSTER_VERSION, ETCD_VERSION};

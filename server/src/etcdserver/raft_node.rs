@@ -342,7 +342,8 @@ struct Shared {
     snapshot_index: AtomicU64,
     /// The highest index a snapshot was asked for (so that one is not asked twice).
     snapshot_asked: AtomicU64,
-    snapshot_count: u64,
+    /// Changeable while running ([`RaftNode::set_snapshot_count`]); read by the applier.
+    snapshot_count: AtomicU64,
     first_index: AtomicU64,
     last_index: AtomicU64,
     stopped: AtomicBool,
@@ -447,7 +448,7 @@ impl RaftNode {
         let (apply_tx, apply_rx) = mpsc::sync_channel(cfg.apply_queue.max(1));
         let shared = Arc::new(Shared {
             id: cfg.id,
-            snapshot_count: cfg.snapshot_count,
+            snapshot_count: AtomicU64::new(cfg.snapshot_count),
             ..Shared::default()
         });
         // What the applier has applied; a snapshot to restore (below) moves it when applied.
@@ -622,7 +623,19 @@ impl RaftNode {
             .snapshot_index
             .load(Ordering::Relaxed)
             .max(s.snapshot_asked.load(Ordering::Relaxed));
-        s.snapshot_count > 0 && applied.saturating_sub(last) > s.snapshot_count
+        let count = s.snapshot_count.load(Ordering::Relaxed);
+        count > 0 && applied.saturating_sub(last) > count
+    }
+
+    /// Changes `snapshot_count` at once: the applier's next [`snapshot_due`] uses it.
+    ///
+    /// [`snapshot_due`]: RaftNode::snapshot_due
+    pub fn set_snapshot_count(&self, n: u64) {
+        self.inner.shared.snapshot_count.store(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot_count(&self) -> u64 {
+        self.inner.shared.snapshot_count.load(Ordering::Relaxed)
     }
 
     /// A message from a peer.

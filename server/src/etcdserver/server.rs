@@ -42,6 +42,19 @@ use crate::raft::{Peer, StorageOptions};
 use crate::storage::backend::{Backend, BackendConfig};
 use crate::storage::mvcc::{KvHash, KvStore, KvStoreConfig};
 
+/// etcd's `maxGapBetweenApplyAndCommitIndex`.
+const MAX_APPLY_GAP: u64 = 5000;
+
+/// Runs a local read (a backend snapshot, the index, maybe a sort) off the async workers'
+/// hot path: on the multi-threaded runtime the worker hands its other tasks away while this
+/// one blocks (a compaction may hold new read txns for a moment); elsewhere inline.
+fn read_locally<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The etcd version Glass speaks (what `Status` reports and clients check features against).
 pub const ETCD_VERSION: &str = "3.4.23";
 /// The cluster version a 3.4 cluster reports.
@@ -78,8 +91,10 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The member `cfg` describes: ids from `--initial-cluster` and `--initial-cluster-token`
     /// as etcd computes them.
-    pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<ServerConfig, String> {
-        let initial = cfg.initial_cluster_members().map_err(|e| e.to_string())?;
+    pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<ServerConfig, ServerError> {
+        let initial = cfg
+            .initial_cluster_members()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         let mut members: Vec<Member> = initial
             .iter()
             .map(|(name, urls)| {
@@ -94,10 +109,10 @@ impl ServerConfig {
             .iter_mut()
             .find(|m| m.name == cfg.name)
             .ok_or_else(|| {
-                format!(
+                ServerError::Config(format!(
                     "couldn't find local name {:?} in the initial cluster configuration",
                     cfg.name
-                )
+                ))
             })?;
         me.client_urls = cfg
             .advertise_client_urls
@@ -175,6 +190,9 @@ pub struct EtcdServer {
     metrics: Arc<Metrics>,
     tracer: Arc<Tracer>,
     applier: Mutex<Option<JoinHandle<()>>>,
+    /// Where the backend file and the WAL are (for the host figures of their devices).
+    snap_dir: PathBuf,
+    wal_dir: PathBuf,
     /// Why the applier stopped the server, if it did.
     fatal: Arc<Mutex<Option<String>>>,
 }
@@ -214,19 +232,30 @@ fn member_json(m: &Member) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// etcd's `TouchDirAll`: creates what is missing as private (0700) directories; an existing
+/// directory keeps its mode, with a warning when others can read it.
 fn create_dir(path: &Path) -> Result<(), ServerError> {
-    std::fs::create_dir_all(path).map_err(|source| ServerError::Io {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = %format!("{:o}", m.permissions().mode() & 0o777),
+                    "the directory is readable by others; etcd recommends 0700"
+                );
+            }
+        }
+        b.mode(0o700);
+    }
+    b.create(path).map_err(|source| ServerError::Io {
         what: "cannot create directory",
         path: path.to_path_buf(),
         source,
-    })?;
-    // etcd's data directories are private (0700).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
-    }
-    Ok(())
+    })
 }
 
 impl EtcdServer {
@@ -259,6 +288,7 @@ impl EtcdServer {
         if let Some(w) = &cfg.wal_dir {
             storage.wal_dir = w.clone();
         }
+        let wal_dir = storage.wal_dir.clone();
         let rcfg = RaftNodeConfig {
             id: cfg.id,
             cluster_id: cfg.cluster_id,
@@ -336,6 +366,8 @@ impl EtcdServer {
             metrics,
             tracer: cfg.tracer,
             applier: Mutex::new(Some(handle)),
+            snap_dir,
+            wal_dir,
             fatal,
         }))
     }
@@ -352,6 +384,10 @@ impl EtcdServer {
         if let Some(h) = applier {
             let _ = h.join();
         }
+        if let Some(why) = self.backend.failure() {
+            // Nothing more may reach the file; the WAL replays the rest at the next start.
+            return Err(ServerError::BackendFailed(why));
+        }
         self.backend.force_commit()?;
         r
     }
@@ -366,6 +402,15 @@ impl EtcdServer {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The directories whose disks matter, with their role: the backend's (`data`) and the
+    /// WAL's (`wal`).
+    pub fn dirs(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("data", self.snap_dir.clone()),
+            ("wal", self.wal_dir.clone()),
+        ]
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -427,6 +472,12 @@ impl EtcdServer {
             error!(error = %f, "refusing a request: the member has failed");
             return Err(ServerError::Stopped);
         }
+        // etcd's maxGapBetweenApplyAndCommitIndex: refuse new work while the applier is far
+        // behind, instead of queueing it without limit.
+        let st = self.raft.status();
+        if st.commit > st.applied.saturating_add(MAX_APPLY_GAP) {
+            return Err(ServerError::TooManyRequests);
+        }
         let id = self.reqids.next();
         r.header = Some(RequestHeader {
             id,
@@ -475,34 +526,65 @@ impl EtcdServer {
         if !r.serializable {
             self.linearizable_read().await?;
         }
-        let mut txn = self.kv.read();
-        Ok(apply::range(&mut txn, &r)?)
+        read_locally(|| {
+            let mut txn = self.kv.read();
+            Ok(apply::range(&mut txn, &r)?)
+        })
     }
 
-    /// When a write over quota comes, raises the NOSPACE alarm (etcd's `quotaKVServer`).
-    async fn check_quota(&self, cost: u64) -> Result<(), ServerError> {
+    /// etcd's `quotaKVServer` check, made by the API before it checks the request: a write
+    /// over quota raises the NOSPACE alarm and is refused.
+    pub async fn check_quota(&self, cost: u64) -> Result<(), ServerError> {
         if cost == 0 || self.quota.available(&self.backend, cost) {
             return Ok(());
         }
-        let _ = self
+        self.raise_nospace().await;
+        Err(ServerError::NoSpace)
+    }
+
+    /// Quota cost of a put, as etcd counts it.
+    pub fn put_cost(r: &PutRequest) -> u64 {
+        apply::cost_put(r)
+    }
+
+    /// Quota cost of a txn, as etcd counts it.
+    pub fn txn_cost(r: &TxnRequest) -> u64 {
+        apply::cost_txn(r)
+    }
+
+    async fn raise_nospace(&self) {
+        if self.alarms.has(AlarmType::Nospace) {
+            return;
+        }
+        let r = self
             .alarm(AlarmRequest {
                 action: AlarmAction::Activate as i32,
                 member_id: self.id,
                 alarm: AlarmType::Nospace as i32,
             })
             .await;
-        Err(ServerError::NoSpace)
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot raise the NOSPACE alarm");
+        }
+    }
+
+    /// A write the applier found over quota (it was applied, as etcd does): raise the alarm
+    /// before answering, as etcd's `applyEntryNormal` does.
+    async fn nospace_after<T>(&self, r: Result<T, ServerError>) -> Result<T, ServerError> {
+        if let Err(ServerError::NoSpace) = &r {
+            self.raise_nospace().await;
+        }
+        r
     }
 
     pub async fn put(&self, r: PutRequest) -> Result<PutResponse, ServerError> {
-        self.check_quota(apply::cost_put(&r)).await?;
-        match self
+        let res = self
             .propose_one(InternalRaftRequest {
                 put: Some(r),
                 ..Default::default()
             })
-            .await?
-        {
+            .await;
+        match self.nospace_after(res).await? {
             Applied::Put(p) => Ok(p),
             other => Err(unexpected(other)),
         }
@@ -531,17 +613,18 @@ impl EtcdServer {
             if !apply::is_txn_serializable(&r) {
                 self.linearizable_read().await?;
             }
-            let mut txn = self.kv.read();
-            return apply::txn(&mut txn, &r);
+            return read_locally(|| {
+                let mut txn = self.kv.read();
+                apply::txn(&mut txn, &r)
+            });
         }
-        self.check_quota(apply::cost_txn(&r)).await?;
-        match self
+        let res = self
             .propose_one(InternalRaftRequest {
                 txn: Some(r),
                 ..Default::default()
             })
-            .await?
-        {
+            .await;
+        match self.nospace_after(res).await? {
             Applied::Txn(t) => Ok(t),
             other => Err(unexpected(other)),
         }
@@ -660,7 +743,7 @@ impl EtcdServer {
 
 fn unexpected(a: Applied) -> ServerError {
     error!(response = ?a, "the applier answered with another request's response");
-    ServerError::Unimplemented("a response of another kind")
+    ServerError::Internal("the applier answered with another kind of response".into())
 }
 
 #[cfg(test)]

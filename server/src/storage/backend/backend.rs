@@ -79,6 +79,8 @@ pub(crate) struct BackendInner {
     /// The file's statistics as of the last commit, taken while the bolt write lock is free:
     /// the batch tx holds it the rest of the time, and with it the freelist `Db::stats` reads.
     last_stats: Mutex<btree::DbStats>,
+    /// Why the backend failed ([`Backend::poison`], a failed commit); then nothing commits.
+    failed: Mutex<Option<String>>,
     /// Set to stop the commit loop; the condvar wakes it at once.
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -131,6 +133,7 @@ impl Backend {
                 force_commit: false,
             }),
             current: RwLock::new(Arc::new(epoch)),
+            failed: Mutex::new(None),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             config,
@@ -168,6 +171,17 @@ impl Backend {
     pub fn force_commit(&self) -> Result<()> {
         let mut tx = self.inner.batch_tx();
         tx.commit()
+    }
+
+    /// Stops every later commit (the layer above found the open batch inconsistent, e.g. a
+    /// request failed half way): the file stays at its last commit.
+    pub fn poison(&self, reason: &str) {
+        self.inner.poison(reason);
+    }
+
+    /// Why the backend failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.inner.failed).clone()
     }
 
     pub fn set_batch_limit(&self, n: usize) {
@@ -314,6 +328,10 @@ fn commit_loop(weak: std::sync::Weak<BackendInner>) {
 }
 
 impl BackendInner {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.config.metrics
+    }
+
     pub(crate) fn batch_limit(&self) -> usize {
         self.batch_limit.load(Ordering::Relaxed)
     }
@@ -341,9 +359,20 @@ impl BackendInner {
         }
     }
 
+    fn poison(&self, reason: &str) {
+        let mut f = lock(&self.failed);
+        if f.is_none() {
+            tracing::error!(reason, "backend failed: nothing more will be committed");
+            *f = Some(reason.to_string());
+        }
+    }
+
     /// Commits the bolt write tx, opens the next read epoch and write tx (batch lock held).
     pub(crate) fn commit_locked(&self, state: &mut BatchState, stop: bool) -> Result<()> {
         state.force_commit = false;
+        if let Some(why) = lock(&self.failed).clone() {
+            return Err(BackendError::Failed(why));
+        }
         let Some(tx) = state.tx.take() else {
             return if stop {
                 Ok(())
@@ -374,11 +403,12 @@ impl BackendInner {
         let stats = match stats {
             Ok(s) => s,
             Err(e) => {
-                // The batch is lost to the file; reopen a write tx so later writes can try.
+                // The batch is lost to the file while its writes were acknowledged above (and
+                // their raft index recorded in it): nothing may commit after it, or a restart
+                // would skip them. etcd exits here; the backend refuses further work and the
+                // member stops, to replay the WAL from the last good commit on restart.
                 state.pending = 0;
-                if !stop {
-                    state.tx = db.begin_write().ok();
-                }
+                self.poison(&format!("commit failed: {e}"));
                 return Err(e.into());
             }
         };
@@ -407,6 +437,7 @@ impl BackendInner {
         db.refresh_gauges();
         *lock(&self.last_stats) = db.stats();
         state.pending = 0;
+        metrics.backend_pending_writes.set(0);
         // Readers move to the new commit; the old epoch lives on while they hold it.
         let epoch = Epoch::new(db.begin_read()?)?;
         *write(&self.current) = Arc::new(epoch);

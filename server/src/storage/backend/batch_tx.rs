@@ -165,6 +165,10 @@ impl BatchTx<'_> {
 impl Drop for BatchTx<'_> {
     fn drop(&mut self) {
         self.publish();
+        self.inner
+            .metrics()
+            .backend_pending_writes
+            .set(i64::try_from(self.state.pending).unwrap_or(i64::MAX));
         let limit = self.inner.batch_limit();
         if self.state.force_commit || self.state.pending >= limit {
             if let Err(e) = self.inner.commit_locked(&mut self.state, false) {

@@ -315,6 +315,11 @@ impl KvStore {
         Ok(r)
     }
 
+    /// Keys in the key index: live ones and deleted ones a compaction has not removed yet.
+    pub fn index_len(&self) -> usize {
+        self.shared.index.len()
+    }
+
     /// The revision of the last write txn that changed something.
     pub fn current_revision(&self) -> i64 {
         self.shared.revs().current

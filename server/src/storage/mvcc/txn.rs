@@ -243,6 +243,12 @@ impl<'a> TxnWrite<'a> {
         self.begin_rev
     }
 
+    /// The compaction revision now (-1 before the first compaction); a compaction cannot move
+    /// it while this txn holds the batch tx.
+    pub fn first_rev(&self) -> i64 {
+        self.shared.revs().compacted
+    }
+
     /// The changes so far (see the field).
     pub fn changes(&self) -> &[KeyValue] {
         &self.changes

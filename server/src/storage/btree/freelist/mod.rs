@@ -282,6 +282,12 @@ impl Freelist {
             ns,
             &[("pages", n as i64)],
         );
+        // Which algorithm served it, countable from outside the process (a switch of
+        // `--backend-bbolt-freelist-type` while running shows here).
+        match self.kind() {
+            FreelistType::Array => self.metrics.freelist_allocate_array.inc(),
+            FreelistType::Map => self.metrics.freelist_allocate_map.inc(),
+        }
         start
     }
 
