@@ -7,7 +7,8 @@
 //!   the call structure, and the member's resource attributes;
 //! - at ratio 0 with a slow threshold of 0 the Put is still exported (tail capture);
 //! - an incoming `traceparent` decides (parent-based sampling) and its trace id is kept;
-//! - with the collector unreachable, Puts go on and `glass_trace_spans_dropped_total` rises.
+//! - with the collector unreachable, Puts go on and `glass_trace_spans_dropped_total` rises;
+//! - an endpoint set while running (`SetFlag otlp-endpoint`) is followed by the exporter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::Client;
 use glass_tests::member::{Kind, Member, MEMBER_NAME};
+use glass_tests::{http_get, metric};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -392,7 +394,7 @@ async fn sampled_and_slow_puts(collector: Collector, protocol: &str) {
     assert_eq!(boolean(&root.attributes, "glass.slow"), Some(true));
     let (_, metrics) = http_get(m.client_port(), "/metrics");
     assert!(
-        metric(&metrics, "glass_slow_requests_total") >= 1.0,
+        metric(&metrics, "glass_slow_requests_total").unwrap_or(0.0) >= 1.0,
         "slow requests are counted"
     );
 }
@@ -551,7 +553,7 @@ async fn an_unreachable_collector_drops_and_counts() {
     loop {
         let (code, body) = http_get(m.client_port(), "/metrics");
         assert_eq!(code, 200);
-        let dropped = metric(&body, "glass_trace_spans_dropped_total");
+        let dropped = metric(&body, "glass_trace_spans_dropped_total").unwrap_or(0.0);
         // Every Put is a dozen spans or so.
         if dropped >= 400.0 {
             break;
@@ -564,30 +566,49 @@ async fn an_unreachable_collector_drops_and_counts() {
     }
 }
 
-/// The value of an unlabelled sample in a Prometheus exposition (0 when absent).
-fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_follows_an_endpoint_set_while_running() {
+    use glassd::pb::glass::v1::diagnostics_client::DiagnosticsClient;
+    use glassd::pb::glass::v1::SetFlagRequest;
 
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
+    let collector = Collector::grpc().await;
+    let dir = tempfile::tempdir().unwrap();
+    // No endpoint at start: nothing is exported.
+    let m = start(dir.path(), &["--trace-sample-ratio", "1"]).await;
+    put(&m, "before", "v").await;
+    let mut d = DiagnosticsClient::connect(m.endpoint()).await.unwrap();
+    d.set_flag(SetFlagRequest {
+        name: "otlp-endpoint".into(),
+        value: collector.endpoint(),
+        persist: false,
+    })
+    .await
     .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    // The exporter picks the endpoint up within a second; Puts until one arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    loop {
+        put(&m, &format!("after{i}"), "v").await;
+        let arrived = collector
+            .received
+            .spans()
+            .iter()
+            .any(|(_, s)| s.name == "etcdserverpb.KV/Put");
+        if arrived {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Put exported after SetFlag");
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, trace) = collector
+        .received
+        .trace("etcdserverpb.KV/Put", |_| true)
+        .await;
+    let root = trace.iter().find(|s| is_root_of_request(s)).unwrap();
+    let key = string(&root.attributes, "etcd.key").unwrap();
+    assert!(
+        key.starts_with("after"),
+        "{key}: a Put from before the endpoint was set"
+    );
 }
