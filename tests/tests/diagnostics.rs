@@ -181,3 +181,57 @@ async fn watch_host_figures_match_proc() {
     assert!(p.pid > 0 && p.threads >= 2 && p.open_fds > 3);
     assert!(p.rss_bytes > 1 << 20, "rss {}", p.rss_bytes);
 }
+
+/// With a slow-request threshold of 0 every request is kept in the ring, with its layers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_slow_requests_keep_the_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(
+        Kind::Glassd,
+        dir.path(),
+        &["--slow-request-threshold", "0s"],
+    );
+    let mut c = Client::connect([m.endpoint()], None).await.unwrap();
+    c.put("slow-key", "v", None).await.unwrap();
+    let mut d = DiagnosticsClient::connect(m.endpoint()).await.unwrap();
+    let r = d
+        .recent_slow_requests(glassd::pb::glass::v1::RecentSlowRequestsRequest { limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let put = r
+        .requests
+        .iter()
+        .find(|q| q.method == "etcdserverpb.KV/Put")
+        .expect("the put is in the ring");
+    assert_eq!(put.code, "OK");
+    assert!(put.summary.contains("slow-key"), "{}", put.summary);
+    assert!(put.duration_ns > 0);
+    let layers: Vec<&str> = put.layers.iter().map(|l| l.layer.as_str()).collect();
+    for want in [
+        "raft.propose_commit",
+        "wal.fsync",
+        "etcdserver.apply",
+        "mvcc.put",
+    ] {
+        assert!(layers.contains(&want), "{want} missing from {layers:?}");
+    }
+    assert!(put
+        .layers
+        .iter()
+        .all(|l| l.start_offset_ns + l.duration_ns <= put.duration_ns + 1_000_000));
+    // Newest first, and limited.
+    let one = d
+        .recent_slow_requests(glassd::pb::glass::v1::RecentSlowRequestsRequest { limit: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.requests.len(), 1);
+    let mut stream = d
+        .watch(WatchRequest { interval_ms: 200 })
+        .await
+        .unwrap()
+        .into_inner();
+    let s = stream.next().await.unwrap().unwrap();
+    assert!(s.slow_requests >= 1);
+}

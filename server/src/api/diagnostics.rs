@@ -17,16 +17,16 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::observe;
-use super::status::not_built;
 use crate::config::FlagInfo;
 use crate::etcdserver::EtcdServer;
 use crate::flags::RuntimeFlags;
 use crate::pb::glass::v1::diagnostics_server::Diagnostics;
 use crate::pb::glass::v1::{
     BackendStatus, CpuWindow, Disk, Flag, FlagChange, GetFlagsRequest, GetFlagsResponse,
-    HostStatus, KernelSettings, LayerWindow, Memory, MethodWindow, MvccStatus, Network, Pressure,
-    ProcessStatus, RaftStatus, RecentSlowRequestsRequest, RecentSlowRequestsResponse,
-    SetFlagRequest, SetFlagResponse, Snapshot, WatchRequest,
+    HostStatus, KernelSettings, LayerTiming, LayerWindow, Memory, MethodWindow, MvccStatus,
+    Network, Pressure, ProcessStatus, RaftStatus, RecentSlowRequestsRequest,
+    RecentSlowRequestsResponse, SetFlagRequest, SetFlagResponse, SlowRequest, Snapshot,
+    WatchRequest,
 };
 
 /// The shortest interval a stream may ask for.
@@ -195,8 +195,8 @@ impl Collector {
             host: Some(host(&hs.host)),
             flag_changes,
             methods: methods.into_values().collect(),
-            spans_dropped: 0,
-            slow_requests: 0,
+            spans_dropped: m.spans_dropped.get(),
+            slow_requests: m.slow_requests.get(),
         }
     }
 }
@@ -366,9 +366,34 @@ impl Diagnostics for DiagnosticsService {
 
     async fn recent_slow_requests(
         &self,
-        _: Request<RecentSlowRequestsRequest>,
+        req: Request<RecentSlowRequestsRequest>,
     ) -> Result<Response<RecentSlowRequestsResponse>, Status> {
-        Err(not_built("glass.v1.Diagnostics/RecentSlowRequests"))
+        let limit = usize::try_from(req.into_inner().limit).unwrap_or(usize::MAX);
+        let requests = self
+            .server
+            .tracer()
+            .slow()
+            .recent(limit)
+            .into_iter()
+            .map(|r| SlowRequest {
+                method: r.method.to_string(),
+                unix_ms: r.unix_ms,
+                duration_ns: r.duration_ns,
+                code: r.code_name().to_string(),
+                trace_id: r.trace_id_hex(),
+                summary: r.summary.clone(),
+                layers: r
+                    .layers
+                    .iter()
+                    .map(|l| LayerTiming {
+                        layer: l.name.to_string(),
+                        start_offset_ns: l.start_offset_ns,
+                        duration_ns: l.duration_ns,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(RecentSlowRequestsResponse { requests }))
     }
 
     async fn get_flags(
