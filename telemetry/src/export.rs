@@ -506,8 +506,15 @@ impl Sink {
             return true;
         }
         let spans: u64 = batch.iter().map(FinishedRequest::span_count).sum();
+        if self.client.is_none() {
+            // The endpoint was cleared with requests queued: they have nowhere to go, and that
+            // is no failure to back off from (the tracer is OFF now and queues nothing).
+            batch.clear();
+            self.tracer.metrics().spans_dropped.add(spans);
+            return true;
+        }
         let result = match &mut self.client {
-            None => Err("no OTLP endpoint".to_string()),
+            None => Ok(0),
             Some(c) => {
                 let mut buf = Vec::with_capacity(batch.len() * 2048);
                 otlp_wire::encode(&self.resource, batch, &mut buf);
@@ -608,10 +615,12 @@ async fn run(
         if stopped || *stop.borrow() {
             break;
         }
-        // Try again with what comes next.
-        if sink.client.is_some() {
-            sink.tracer.set_state(EXPORTING);
-        }
+        // Try again with what comes next (or stay off: the endpoint may be gone).
+        sink.tracer.set_state(if sink.client.is_some() {
+            EXPORTING
+        } else {
+            OFF
+        });
     }
     // Stopping: what is queued now goes out (the caller bounds how long this may take).
     rx.close();

@@ -312,10 +312,10 @@ impl RequestTrace {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds one layer.
+    /// Adds one layer (at most [`MAX_LAYERS`] are kept; later ones are counted, not kept).
     pub fn push(&self, layer: Layer) {
         let mut r = self.lock();
-        if !r.taken {
+        if !r.taken && r.layers.len() < MAX_LAYERS {
             r.layers.push(layer);
         }
     }
@@ -327,7 +327,9 @@ impl RequestTrace {
         }
         let mut r = self.lock();
         if !r.taken {
-            r.layers.extend_from_slice(layers);
+            let room = MAX_LAYERS.saturating_sub(r.layers.len());
+            r.layers
+                .extend_from_slice(&layers[..layers.len().min(room)]);
         }
     }
 
@@ -362,6 +364,10 @@ impl RequestTrace {
         }
     }
 }
+
+/// The most layers one request keeps: a txn of many ops records a layer per op and per lock
+/// taken; past this the record stays bounded (and so does the exporter's work on it).
+pub const MAX_LAYERS: usize = 256;
 
 /// Where [`record`] puts a measurement on this thread.
 enum Sink {

@@ -189,6 +189,9 @@ impl Tracer {
         };
         let slow = elapsed > self.control.slow_threshold();
         if !sampled && !slow {
+            // Closed, so that work still running for it (a proposal applied after its caller
+            // gave up) records nothing more.
+            trace.take();
             return Outcome {
                 sampled,
                 slow,
@@ -198,9 +201,10 @@ impl Tracer {
         let state = self.state.load(Ordering::Relaxed);
         if !slow && state == BACKING_OFF {
             // The collector is down: count, build nothing.
+            let taken = trace.take();
             self.metrics
                 .spans_dropped
-                .add(1 + trace.layer_count() as u64);
+                .add(1 + taken.layers.len() as u64);
             return Outcome {
                 sampled,
                 slow,
@@ -228,10 +232,8 @@ impl Tracer {
             layers: taken.layers,
         };
         let exporting = state == EXPORTING;
-        if slow {
-            self.metrics.slow_requests.inc();
-            self.slow.push(finished.slow_request(exporting));
-        }
+        // The ring's entry names a trace id only when the export was really queued.
+        let mut kept = slow.then(|| finished.slow_request(true));
         let mut exported = None;
         if state == BACKING_OFF {
             self.metrics.spans_dropped.add(finished.span_count());
@@ -241,6 +243,13 @@ impl Tracer {
                 Ok(()) => exported = Some(id),
                 Err(_) => self.metrics.spans_dropped.add(spans),
             }
+        }
+        if let Some(mut k) = kept.take() {
+            if exported.is_none() {
+                k.trace_id = None;
+            }
+            self.metrics.slow_requests.inc();
+            self.slow.push(k);
         }
         Outcome {
             sampled,
@@ -300,7 +309,10 @@ mod tests {
         let o = t.finish(&r, 0);
         assert_eq!((o.sampled, o.slow, o.exported), (false, false, None));
         assert!(t.slow().is_empty());
-        assert_eq!(r.layers().len(), 1, "the record was not even taken");
+        // Closed: work still running for the request (a proposal applied after its caller
+        // gave up) records nothing more into it.
+        r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 5));
+        assert!(r.layers().is_empty());
     }
 
     #[test]

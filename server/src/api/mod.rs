@@ -127,18 +127,51 @@ pub(crate) async fn observe_traced<T>(
     let timer = Timer::start();
     let tracer = server.tracer();
     let trace = tracer.begin(method, timer.started_at(), parent);
+    // A client that cancels or times out drops this future: the guard still ends the request
+    // (as CANCELLED), so the slowest requests reach the slow ring and the counters too.
+    let mut guard = Finish {
+        server,
+        method,
+        timer: &timer,
+        trace: trace.clone(),
+        done: false,
+    };
     let span = debug_span!(names::API_UNARY, method, code = tracing::field::Empty);
-    let r = request::scope(trace.clone(), span.clone(), f).await;
+    let r = request::scope(trace, span.clone(), f).await;
     let code = match &r {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
     };
     span.record("code", code as i32);
-    let m = server.metrics();
-    m.api_unary.record(timer.elapsed_ns());
-    m.grpc_handled.inc(method, code as i32);
-    tracer.finish(&trace, code as i32);
+    guard.finish(code);
     r.map(Response::new)
+}
+
+/// Ends an RPC's measurement and record once, when it answers or when it is dropped.
+struct Finish<'a> {
+    server: &'a EtcdServer,
+    method: &'static str,
+    timer: &'a Timer,
+    trace: Arc<telemetry::request::RequestTrace>,
+    done: bool,
+}
+
+impl Finish<'_> {
+    fn finish(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let m = self.server.metrics();
+        m.api_unary.record(self.timer.elapsed_ns());
+        m.grpc_handled.inc(self.method, code as i32);
+        self.server.tracer().finish(&self.trace, code as i32);
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.finish(tonic::Code::Cancelled);
+    }
 }
 
 /// Every gRPC service and the HTTP endpoints, as one router.
