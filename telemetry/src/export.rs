@@ -205,21 +205,23 @@ fn child_span_id(root: u64, i: usize) -> u64 {
 }
 
 /// Each layer's parent: the index of the shortest other layer whose interval holds it
-/// (ties: the one recorded earlier), or `None` for the root. `(start, end)` in ns.
+/// (ties: the one recorded earlier), or `None` for the root. `(start, end)` in ns; an end
+/// before its start counts as an empty interval. Quadratic in the layers, which a record
+/// bounds (`request::MAX_LAYERS`).
 pub fn parents(intervals: &[(u64, u64)]) -> Vec<Option<usize>> {
     intervals
         .iter()
         .enumerate()
         .map(|(i, &(s, e))| {
-            let len = e - s;
+            let len = e.saturating_sub(s);
             intervals
                 .iter()
                 .enumerate()
                 .filter(|&(j, &(sj, ej))| {
-                    let lj = ej - sj;
+                    let lj = ej.saturating_sub(sj);
                     j != i && sj <= s && ej >= e && (lj > len || (lj == len && j < i))
                 })
-                .min_by_key(|&(j, &(sj, ej))| (ej - sj, j))
+                .min_by_key(|&(j, &(sj, ej))| (ej.saturating_sub(sj), j))
                 .map(|(j, _)| j)
         })
         .collect()
