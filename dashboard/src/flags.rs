@@ -152,22 +152,8 @@ fn table(flags: &[Flag]) -> String {
     out
 }
 
-/// A JSON string literal.
-fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+// JSON string literals as the server writes them.
+use glassd::etcdserver::json_string as quote;
 
 /// `{"flags":[{"name":…,"value":…,"default":…,"source":…,"runtime":…,"description":…,"aliases":[…]}]}`.
 fn json(flags: &[Flag]) -> String {

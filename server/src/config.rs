@@ -457,6 +457,21 @@ impl Config {
         }
     }
 
+    /// The tracing settings as the process's [`telemetry::TraceControl`]: sample ratio, slow
+    /// threshold, OTLP endpoint and protocol (the runtime flags change it afterwards).
+    pub fn trace_control(&self) -> telemetry::TraceControl {
+        let control = telemetry::TraceControl::new(
+            self.trace_sample_ratio,
+            self.slow_request_threshold,
+            self.otlp_endpoint.clone(),
+        );
+        control.set_otlp_protocol(match self.otlp_protocol {
+            OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
+            OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
+        });
+        control
+    }
+
     /// The backend quota in bytes; `None` when disabled (negative `--quota-backend-bytes`).
     pub fn quota_bytes(&self) -> Option<u64> {
         match self.quota_backend_bytes {

@@ -123,13 +123,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (cfg, persisted) = flags::load_persisted(cfg);
-    let mut scfg = ServerConfig::from_config(&cfg, metrics)?;
-    // The server's tracer reads the process's trace controls, which runtime flags change.
-    trace.set_otlp_protocol(match cfg.otlp_protocol {
-        config::OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
-        config::OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
-    });
-    scfg.tracer = std::sync::Arc::new(telemetry::Tracer::new(trace.clone(), scfg.metrics.clone()));
+    let scfg = ServerConfig::from_config(&cfg, metrics, trace.clone())?;
     let ready_within = 10 * scfg.election_timeout + std::time::Duration::from_secs(60);
     // Listen first: a taken port fails before the data directory is touched.
     let client = listen(&cfg.listen_client_urls).await?;

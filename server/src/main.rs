@@ -115,11 +115,7 @@ fn serve(args: impl Iterator<Item = OsString>) -> ExitCode {
         }
     };
     let log = telemetry::init(cfg.log_level.filter());
-    let trace = std::sync::Arc::new(telemetry::TraceControl::new(
-        cfg.trace_sample_ratio,
-        cfg.slow_request_threshold,
-        cfg.otlp_endpoint.clone(),
-    ));
+    let trace = std::sync::Arc::new(cfg.trace_control());
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }

@@ -32,6 +32,24 @@ impl Member {
     }
 }
 
+/// A JSON string literal (quotes, backslashes and control characters escaped, as Go's
+/// `encoding/json` writes them), for the small JSON documents Glass writes by hand.
+pub fn json_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
 fn prefix_u64(digest: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&digest[..8]);

@@ -45,7 +45,7 @@ pub use compactor::{
     run as compactor_run, run_watched as compactor_run_watched, AutoCompaction, Compactable,
     REVISION_INTERVAL,
 };
-pub use member::{cluster_id, member_id, Member};
+pub use member::{cluster_id, json_string, member_id, Member};
 pub use quota::Quota;
 pub use server::{EtcdServer, ServerConfig, ServerStatus, CLUSTER_VERSION, ETCD_VERSION};
 

@@ -31,7 +31,7 @@ use super::member::{self, Member};
 use super::quota::Quota;
 use super::raft_node::{RaftNode, RaftNodeConfig, Ticks, DEFAULT_APPLY_QUEUE};
 use super::wait::{RequestIds, Wait};
-use crate::config::{Config, FreelistType, OtlpProtocol};
+use crate::config::{Config, FreelistType};
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -90,8 +90,13 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// The member `cfg` describes: ids from `--initial-cluster` and `--initial-cluster-token`
-    /// as etcd computes them.
-    pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<ServerConfig, ServerError> {
+    /// as etcd computes them; its tracer reads `trace` (the process's controls, which the
+    /// runtime flags change).
+    pub fn from_config(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+        trace: Arc<TraceControl>,
+    ) -> Result<ServerConfig, ServerError> {
         let initial = cfg
             .initial_cluster_members()
             .map_err(|e| ServerError::Config(e.to_string()))?;
@@ -121,16 +126,7 @@ impl ServerConfig {
             .collect();
         let id = me.id;
         let cluster_id = member::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
-        let control = TraceControl::new(
-            cfg.trace_sample_ratio,
-            cfg.slow_request_threshold,
-            cfg.otlp_endpoint.clone(),
-        );
-        control.set_otlp_protocol(match cfg.otlp_protocol {
-            OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
-            OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
-        });
-        let tracer = Arc::new(Tracer::new(Arc::new(control), metrics.clone()));
+        let tracer = Arc::new(Tracer::new(trace, metrics.clone()));
         Ok(ServerConfig {
             name: cfg.name.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -209,20 +205,7 @@ impl std::fmt::Debug for EtcdServer {
 
 /// etcd's member JSON in the bootstrap conf change's context.
 fn member_json(m: &Member) -> Vec<u8> {
-    fn q(s: &str) -> String {
-        let mut o = String::with_capacity(s.len() + 2);
-        o.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => o.push_str("\\\""),
-                '\\' => o.push_str("\\\\"),
-                c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-                c => o.push(c),
-            }
-        }
-        o.push('"');
-        o
-    }
+    let q = member::json_string;
     let urls: Vec<String> = m.peer_urls.iter().map(|u| q(u)).collect();
     let mut s = format!("{{\"id\":{},\"peerURLs\":[{}]", m.id, urls.join(","));
     if !m.name.is_empty() {
