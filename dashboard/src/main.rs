@@ -11,6 +11,8 @@
 //! `bench/compare.rs` (the side-by-side run); `flags.rs` (GetFlags/SetFlag, table and JSON).
 
 mod bench;
+#[allow(dead_code)] // SKELETON until issue 5 lands the doctor and the dashboard.
+mod doctor;
 mod flags;
 
 use std::path::PathBuf;
