@@ -76,6 +76,9 @@ pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1536 * 1024;
 pub const RECOMMENDED_MAX_REQUEST_BYTES: u64 = 10 << 20;
 /// etcd's `DefaultMaxTxnOps`.
 pub const DEFAULT_MAX_TXN_OPS: u64 = 128;
+/// `--trace-max-exports-per-second`'s default: well above what tracing on purpose asks for
+/// (1% of a busy member's requests), well below what a client forcing 100% could.
+pub const DEFAULT_TRACE_MAX_EXPORTS_PER_SECOND: u64 = 1000;
 /// etcd's `maxElectionMs`.
 pub const MAX_ELECTION_MS: u64 = 50_000;
 
@@ -163,6 +166,28 @@ pub enum Retention {
     Disabled,
     Period(Duration),
     Revisions(u64),
+}
+
+/// `--glass-measurements`: what the member measures (for measuring what measuring costs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Measurements {
+    /// Histograms and per-request records (tail capture, slow ring, traces).
+    #[default]
+    All,
+    /// Histograms only: no per-request records.
+    Histograms,
+    /// Nothing: histograms record nothing, no per-request records.
+    Off,
+}
+
+impl Measurements {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Measurements::All => "all",
+            Measurements::Histograms => "histograms",
+            Measurements::Off => "off",
+        }
+    }
 }
 
 /// `--log-level`: etcd's six levels.
@@ -264,6 +289,10 @@ pub struct Config {
     pub trace_sample_ratio: f64,
     /// `--slow-request-threshold`: etcd's 100ms warning-apply-duration.
     pub slow_request_threshold: Duration,
+    /// `--trace-max-exports-per-second`: 0 is no limit.
+    pub trace_max_exports_per_second: u64,
+    /// `--glass-measurements`.
+    pub glass_measurements: Measurements,
     /// Where each setting not at its default came from, by flag name.
     pub sources: BTreeMap<&'static str, Source>,
     /// Things etcd would warn about, and settings accepted but ignored; `main` prints them.
@@ -310,6 +339,8 @@ impl Default for Config {
             otlp_protocol: OtlpProtocol::Grpc,
             trace_sample_ratio: 0.0,
             slow_request_threshold: Duration::from_millis(100),
+            trace_max_exports_per_second: DEFAULT_TRACE_MAX_EXPORTS_PER_SECOND,
+            glass_measurements: Measurements::All,
             sources: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -453,12 +484,15 @@ impl Config {
             },
             "trace-sample-ratio" => self.trace_sample_ratio.to_string(),
             "slow-request-threshold" => value::format_duration(self.slow_request_threshold),
+            "trace-max-exports-per-second" => self.trace_max_exports_per_second.to_string(),
+            "glass-measurements" => self.glass_measurements.as_str().into(),
             _ => String::new(),
         }
     }
 
     /// The tracing settings as the process's [`telemetry::TraceControl`]: sample ratio, slow
-    /// threshold, OTLP endpoint and protocol (the runtime flags change it afterwards).
+    /// threshold, OTLP endpoint and protocol, export limit (the runtime flags change it
+    /// afterwards).
     pub fn trace_control(&self) -> telemetry::TraceControl {
         let control = telemetry::TraceControl::new(
             self.trace_sample_ratio,
@@ -469,6 +503,7 @@ impl Config {
             OtlpProtocol::Grpc => telemetry::OtlpProtocol::Grpc,
             OtlpProtocol::Http => telemetry::OtlpProtocol::Http,
         });
+        control.set_max_exports_per_second(self.trace_max_exports_per_second);
         control
     }
 

@@ -42,8 +42,9 @@
 //!   gets etcd's `request is too large` from the server, a read is served);
 //! - `max-txn-ops`: the txn size check;
 //! - `log-level`: the process's log filter (a `tracing-subscriber` reload);
-//! - `trace-sample-ratio`, `slow-request-threshold`, `otlp-endpoint`: the `TraceControl` the
-//!   request path and the exporter read.
+//! - `trace-sample-ratio`, `slow-request-threshold`, `otlp-endpoint`,
+//!   `trace-max-exports-per-second`: the `TraceControl` the request path and the exporter
+//!   read (the export limit's token bucket takes the new rate from the next request).
 //!
 //! # `<data-dir>/glass-flags.yaml`
 //! ```text
@@ -126,6 +127,7 @@ enum Effect {
     OtlpEndpoint,
     SampleRatio,
     SlowThreshold,
+    MaxExports,
 }
 
 fn effect(name: &str) -> Option<Effect> {
@@ -142,6 +144,7 @@ fn effect(name: &str) -> Option<Effect> {
         "otlp-endpoint" => Effect::OtlpEndpoint,
         "trace-sample-ratio" => Effect::SampleRatio,
         "slow-request-threshold" => Effect::SlowThreshold,
+        "trace-max-exports-per-second" => Effect::MaxExports,
         _ => return None,
     })
 }
@@ -499,6 +502,9 @@ impl RuntimeFlags {
             Effect::OtlpEndpoint => h.trace.set_otlp_endpoint(c.otlp_endpoint.clone()),
             Effect::SampleRatio => h.trace.set_sample_ratio(c.trace_sample_ratio),
             Effect::SlowThreshold => h.trace.set_slow_threshold(c.slow_request_threshold),
+            Effect::MaxExports => h
+                .trace
+                .set_max_exports_per_second(c.trace_max_exports_per_second),
         }
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct TraceControl {
     otlp_endpoint: Mutex<Option<String>>,
     /// 0: gRPC, 1: HTTP.
     otlp_protocol: AtomicU8,
+    /// `--trace-max-exports-per-second`: the most requests exported per second (0: no limit).
+    max_exports_per_second: AtomicU64,
     /// Bumped on every endpoint or protocol change.
     version: AtomicU64,
 }
@@ -48,6 +50,7 @@ impl TraceControl {
             slow_threshold_ns: AtomicU64::new(duration_ns(slow_threshold)),
             otlp_endpoint: Mutex::new(otlp_endpoint),
             otlp_protocol: AtomicU8::new(0),
+            max_exports_per_second: AtomicU64::new(0),
             version: AtomicU64::new(0),
         }
     }
@@ -100,6 +103,17 @@ impl TraceControl {
 
     /// Changes with every [`set_otlp_endpoint`](Self::set_otlp_endpoint) and
     /// [`set_otlp_protocol`](Self::set_otlp_protocol).
+    /// The most requests exported per second, sampled and slow alike (0: no limit, what
+    /// [`TraceControl::new`] starts with; glassd's flag defaults to 1000). The excess is
+    /// counted (`trace_exports_throttled`, and their spans in `spans_dropped`), not exported.
+    pub fn max_exports_per_second(&self) -> u64 {
+        self.max_exports_per_second.load(Ordering::Relaxed)
+    }
+
+    pub fn set_max_exports_per_second(&self, n: u64) {
+        self.max_exports_per_second.store(n, Ordering::Relaxed);
+    }
+
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }

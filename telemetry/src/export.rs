@@ -58,7 +58,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{
-    span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
+    span::{Link, SpanKind},
+    status::StatusCode,
+    ResourceSpans, ScopeSpans, Span, Status,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -114,6 +116,10 @@ impl Resource {
             .collect()
     }
 }
+
+/// The flags of a link to the caller's span: the W3C flags (not sampled: a link is made only
+/// to a caller that did not sample) and "the context is known to be remote" (bits 8 and 9).
+pub(crate) const REMOTE_LINK_FLAGS: u32 = 0x300;
 
 /// The instrumentation scope of every span.
 pub(crate) const SCOPE: &str = "glassd";
@@ -206,25 +212,56 @@ fn child_span_id(root: u64, i: usize) -> u64 {
 
 /// Each layer's parent: the index of the shortest other layer whose interval holds it
 /// (ties: the one recorded earlier), or `None` for the root. `(start, end)` in ns; an end
-/// before its start counts as an empty interval. Quadratic in the layers, which a record
-/// bounds (`request::MAX_LAYERS`).
+/// before its start counts as an empty interval at its start.
+///
+/// O(n log n): the distinct intervals are swept by start (longer first at the same start); a
+/// Fenwick tree over the ends keeps, for the intervals swept so far, the shortest (then
+/// earliest) one ending at or after each end — every interval swept before `i` starts at or
+/// before it, so that is its shortest container. Identical intervals form a group: the first
+/// recorded takes the group's container, the others take the first (shorter than any
+/// container, recorded earlier).
 pub fn parents(intervals: &[(u64, u64)]) -> Vec<Option<usize>> {
-    intervals
-        .iter()
-        .enumerate()
-        .map(|(i, &(s, e))| {
-            let len = e.saturating_sub(s);
-            intervals
-                .iter()
-                .enumerate()
-                .filter(|&(j, &(sj, ej))| {
-                    let lj = ej.saturating_sub(sj);
-                    j != i && sj <= s && ej >= e && (lj > len || (lj == len && j < i))
-                })
-                .min_by_key(|&(j, &(sj, ej))| (ej.saturating_sub(sj), j))
-                .map(|(j, _)| j)
-        })
-        .collect()
+    let n = intervals.len();
+    let norm = |(s, e): (u64, u64)| (s, e.max(s));
+    // Indices by (start, longer first, recorded first): identical intervals are adjacent.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| {
+        let (s, e) = norm(intervals[i]);
+        (s, std::cmp::Reverse(e), i)
+    });
+    // Ends, largest first: the tree's prefix `..=rank(e)` is "ends at or after e".
+    let mut ends: Vec<u64> = intervals.iter().map(|&iv| norm(iv).1).collect();
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.dedup();
+    let rank = |e: u64| ends.partition_point(|&x| x > e);
+    const NONE: (u64, usize) = (u64::MAX, usize::MAX);
+    let mut tree = vec![NONE; ends.len() + 1];
+    let mut out = vec![None; n];
+    let mut k = 0;
+    while k < n {
+        let first = order[k];
+        let (s, e) = norm(intervals[first]);
+        // Query before inserting: only strictly longer intervals are in the tree.
+        let mut best = NONE;
+        let mut p = rank(e) + 1;
+        while p > 0 {
+            best = best.min(tree[p]);
+            p &= p - 1;
+        }
+        out[first] = (best != NONE).then_some(best.1);
+        let mut m = k + 1;
+        while m < n && norm(intervals[order[m]]) == (s, e) {
+            out[order[m]] = Some(first);
+            m += 1;
+        }
+        let mut p = rank(e) + 1;
+        while p < tree.len() {
+            tree[p] = tree[p].min((e - s, first));
+            p += p & p.wrapping_neg();
+        }
+        k = m;
+    }
+    out
 }
 
 /// The spans of one request: the root, then one per layer (as prost's types; the exporter
@@ -258,6 +295,16 @@ pub fn spans(f: &FinishedRequest) -> Vec<Span> {
         end_time_unix_nano: at(f.duration_ns),
         attributes,
         status,
+        links: f
+            .link
+            .iter()
+            .map(|l| Link {
+                trace_id: l.trace_id.to_be_bytes().to_vec(),
+                span_id: l.span_id.to_be_bytes().to_vec(),
+                flags: REMOTE_LINK_FLAGS,
+                ..Link::default()
+            })
+            .collect(),
         ..Span::default()
     });
     let intervals = layer_intervals(f);
@@ -309,11 +356,13 @@ pub fn export_request(
     }
 }
 
-/// The running export task; see the module documentation.
+/// The running export task; see the module documentation. Dropping it aborts the task (the
+/// spans it held are counted as dropped); [`Exporter::shutdown`] is the graceful way.
 #[derive(Debug)]
 pub struct Exporter {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// `None` once [`Exporter::shutdown`] took it.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Exporter {
@@ -323,17 +372,33 @@ impl Exporter {
         let rx = tracer.take_receiver()?;
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(tracer, resource, rx, stop_rx));
-        Some(Exporter { stop, task })
+        Some(Exporter {
+            stop,
+            task: Some(task),
+        })
     }
 
     /// Exports what is queued and stops, giving up after `within` (the collector may be down:
     /// shutdown must not wait on it).
-    pub async fn shutdown(self, within: Duration) {
+    pub async fn shutdown(mut self, within: Duration) {
         let _ = self.stop.send(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(within, self.task).await.is_err() {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let abort = task.abort_handle();
+        if tokio::time::timeout(within, task).await.is_err() {
             abort.abort();
             warn!("the OTLP exporter did not finish in time; queued spans are dropped");
+        }
+    }
+}
+
+impl Drop for Exporter {
+    /// Aborts the task (STYLE: background tasks stop through drop guards); what it held is
+    /// counted in `spans_dropped` by [`Pending`]'s drop.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }
@@ -415,8 +480,12 @@ impl Client {
                     .map_err(|e| e.to_string())?;
                 let resp = h.client.request(request).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
-                // Read the body so the connection can be reused.
-                let _ = resp.into_body().collect().await;
+                // Read the body (so the connection can be reused), but no more than a
+                // response could reasonably hold: a hostile or broken collector cannot make
+                // the exporter buffer without bound.
+                let _ = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                    .collect()
+                    .await;
                 if !status.is_success() {
                     return Err(format!("HTTP {status}"));
                 }
@@ -425,6 +494,9 @@ impl Client {
         }
     }
 }
+
+/// The most of an OTLP/HTTP response body the exporter reads.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The OTLP/gRPC method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -462,15 +534,54 @@ impl tonic::codec::Encoder for EncodedCodec {
     }
 }
 
+/// A batch with at most this many spans is encoded on the exporter's task; a larger one on
+/// tokio's blocking pool, so that encoding a full batch (up to [`MAX_BATCH`] ×
+/// [`crate::request::MAX_LAYERS`] spans) never holds a runtime worker.
+const ENCODE_INLINE_SPANS: u64 = 1024;
+
 /// The exporter's state between batches.
 struct Sink {
     tracer: Arc<Tracer>,
-    /// The encoded `Resource` message.
-    resource: Vec<u8>,
+    /// The encoded `Resource` message (shared with the blocking encoder).
+    resource: Arc<[u8]>,
     /// The control version the client was built for.
     version: Option<u64>,
     client: Option<Client>,
     last_warning: Option<Instant>,
+}
+
+/// What the task holds that is not exported yet. If the task is aborted (the [`Exporter`]
+/// dropped, or a shutdown that ran out of time), dropping this counts it all in
+/// `spans_dropped`: the queue, the batch being filled and the batch in flight.
+struct Pending {
+    tracer: Arc<Tracer>,
+    rx: mpsc::Receiver<FinishedRequest>,
+    batch: Vec<FinishedRequest>,
+    /// Spans of the batch being encoded or sent (0 between exports).
+    in_flight: u64,
+}
+
+impl Pending {
+    /// Drops what is queued, counting its spans.
+    fn drain(&mut self) {
+        let mut spans = 0;
+        while let Ok(f) = self.rx.try_recv() {
+            spans += f.span_count();
+        }
+        self.tracer.metrics().spans_dropped.add(spans);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let held: u64 = self.batch.iter().map(FinishedRequest::span_count).sum();
+        self.tracer
+            .metrics()
+            .spans_dropped
+            .add(held + std::mem::take(&mut self.in_flight));
+        self.batch.clear();
+        self.drain();
+    }
 }
 
 impl Sink {
@@ -502,31 +613,46 @@ impl Sink {
         });
     }
 
-    /// Sends `batch` (emptied); false when the export failed.
-    async fn export(&mut self, batch: &mut Vec<FinishedRequest>) -> bool {
-        if batch.is_empty() {
+    /// Sends `p.batch` (emptied); false when the export failed.
+    async fn export(&mut self, p: &mut Pending) -> bool {
+        if p.batch.is_empty() {
             return true;
         }
-        let spans: u64 = batch.iter().map(FinishedRequest::span_count).sum();
-        if self.client.is_none() {
+        let spans: u64 = p.batch.iter().map(FinishedRequest::span_count).sum();
+        let Some(client) = &mut self.client else {
             // The endpoint was cleared with requests queued: they have nowhere to go, and that
             // is no failure to back off from (the tracer is OFF now and queues nothing).
-            batch.clear();
+            p.batch.clear();
             self.tracer.metrics().spans_dropped.add(spans);
             return true;
-        }
-        let result = match &mut self.client {
-            None => Ok(0),
-            Some(c) => {
+        };
+        p.in_flight = spans;
+        let encoded = if spans <= ENCODE_INLINE_SPANS {
+            let mut buf = Vec::with_capacity(p.batch.len() * 2048);
+            otlp_wire::encode(&self.resource, &p.batch, &mut buf);
+            p.batch.clear();
+            Ok(buf)
+        } else {
+            let batch = std::mem::take(&mut p.batch);
+            let resource = self.resource.clone();
+            tokio::task::spawn_blocking(move || {
                 let mut buf = Vec::with_capacity(batch.len() * 2048);
-                otlp_wire::encode(&self.resource, batch, &mut buf);
-                match tokio::time::timeout(EXPORT_TIMEOUT, c.send(Bytes::from(buf))).await {
+                otlp_wire::encode(&resource, &batch, &mut buf);
+                buf
+            })
+            .await
+            .map_err(|e| format!("encoding the batch failed: {e}"))
+        };
+        let result = match encoded {
+            Ok(buf) => {
+                match tokio::time::timeout(EXPORT_TIMEOUT, client.send(Bytes::from(buf))).await {
                     Ok(r) => r,
                     Err(_) => Err(format!("timed out after {EXPORT_TIMEOUT:?}")),
                 }
             }
+            Err(e) => Err(e),
         };
-        batch.clear();
+        p.in_flight = 0;
         let ok = result.is_ok();
         let dropped = match result {
             Ok(rejected) => rejected,
@@ -545,31 +671,27 @@ impl Sink {
         self.tracer.metrics().spans_dropped.add(dropped);
         ok
     }
-
-    /// Drops what is queued, counting its spans.
-    fn drain(&self, rx: &mut mpsc::Receiver<FinishedRequest>) {
-        let mut spans = 0;
-        while let Ok(f) = rx.try_recv() {
-            spans += f.span_count();
-        }
-        self.tracer.metrics().spans_dropped.add(spans);
-    }
 }
 
 async fn run(
     tracer: Arc<Tracer>,
     resource: Resource,
-    mut rx: mpsc::Receiver<FinishedRequest>,
+    rx: mpsc::Receiver<FinishedRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut sink = Sink {
-        resource: otlp_wire::resource(&resource.attribute_pairs()),
-        tracer,
+        resource: otlp_wire::resource(&resource.attribute_pairs()).into(),
+        tracer: tracer.clone(),
         version: None,
         client: None,
         last_warning: None,
     };
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut p = Pending {
+        tracer,
+        rx,
+        batch: Vec::with_capacity(MAX_BATCH),
+        in_flight: 0,
+    };
     let mut backoff = FIRST_BACKOFF;
     'run: loop {
         sink.refresh();
@@ -584,24 +706,24 @@ async fn run(
                 }
                 continue;
             }
-            r = rx.recv() => match r {
-                Some(f) => batch.push(f),
+            r = p.rx.recv() => match r {
+                Some(f) => p.batch.push(f),
                 None => break 'run,
             },
             _ = tokio::time::sleep(REFRESH) => continue,
         }
         let deadline = tokio::time::Instant::now() + BATCH_DELAY;
-        while batch.len() < MAX_BATCH && !*stop.borrow() {
+        while p.batch.len() < MAX_BATCH && !*stop.borrow() {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
-                    Ok(Some(f)) => batch.push(f),
+                r = tokio::time::timeout_at(deadline, p.rx.recv()) => match r {
+                    Ok(Some(f)) => p.batch.push(f),
                     _ => break,
                 },
             }
         }
-        if sink.export(&mut batch).await {
+        if sink.export(&mut p).await {
             backoff = FIRST_BACKOFF;
             continue;
         }
@@ -612,7 +734,7 @@ async fn run(
             _ = stop.changed() => true,
             _ = tokio::time::sleep(backoff) => false,
         };
-        sink.drain(&mut rx);
+        p.drain();
         backoff = (backoff * 2).min(MAX_BACKOFF);
         if stopped || *stop.borrow() {
             break;
@@ -625,18 +747,18 @@ async fn run(
         });
     }
     // Stopping: what is queued now goes out (the caller bounds how long this may take).
-    rx.close();
+    p.rx.close();
     loop {
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(f) => batch.push(f),
+        while p.batch.len() < MAX_BATCH {
+            match p.rx.try_recv() {
+                Ok(f) => p.batch.push(f),
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
+        if p.batch.is_empty() {
             break;
         }
-        sink.export(&mut batch).await;
+        sink.export(&mut p).await;
     }
     sink.tracer.set_state(OFF);
 }
@@ -662,6 +784,7 @@ mod tests {
             trace_id: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
             span_id: 0xabcd,
             parent_span_id: None,
+            link: None,
             sampled: true,
             slow: false,
             unix_start_ns: 1_000_000_000,
@@ -681,6 +804,63 @@ mod tests {
         assert_eq!(p, [Some(4), Some(0), Some(4), Some(2), None]);
         // Overlapping but not contained: siblings.
         assert_eq!(parents(&[(0, 10), (5, 15)]), [None, None]);
+    }
+
+    /// The quadratic definition `parents` replaced (for well-formed intervals).
+    fn parents_quadratic(intervals: &[(u64, u64)]) -> Vec<Option<usize>> {
+        intervals
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, e))| {
+                let len = e - s;
+                intervals
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, &(sj, ej))| {
+                        let lj = ej - sj;
+                        j != i && sj <= s && ej >= e && (lj > len || (lj == len && j < i))
+                    })
+                    .min_by_key(|&(j, &(sj, ej))| (ej - sj, j))
+                    .map(|(j, _)| j)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parents_agree_with_the_quadratic_definition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for round in 0..3000 {
+            let n = rng.gen_range(0..40);
+            // Small coordinates: many shared starts, shared ends and identical intervals.
+            let span = if round % 2 == 0 { 12 } else { 1000 };
+            let intervals: Vec<(u64, u64)> = (0..n)
+                .map(|_| {
+                    let s = rng.gen_range(0..span);
+                    (s, s + rng.gen_range(0..span))
+                })
+                .collect();
+            assert_eq!(
+                parents(&intervals),
+                parents_quadratic(&intervals),
+                "{intervals:?}"
+            );
+        }
+        // An end before its start is an empty interval at its start.
+        assert_eq!(parents(&[(0, 20), (10, 5)]), [None, Some(0)]);
+        assert_eq!(parents(&[(0, 6), (10, 5)]), [None, None]);
+    }
+
+    #[test]
+    fn parents_of_a_large_record_are_fast() {
+        // 100k nested and sibling layers: quadratic would be 10^10 comparisons.
+        let intervals: Vec<(u64, u64)> = (0..100_000u64)
+            .map(|i| (i * 10, i * 10 + 5 + (i % 3)))
+            .chain(std::iter::once((0, u64::MAX)))
+            .collect();
+        let p = parents(&intervals);
+        assert_eq!(p[100_000], None);
+        assert!(p[..100_000].iter().all(|&x| x == Some(100_000)));
     }
 
     #[test]
@@ -789,6 +969,50 @@ mod tests {
         assert!(attrs.contains(&("glass.member_id".into(), "8e9e05c52164694d".into())));
         assert!(attrs.contains(&("glass.cluster_id".into(), "cdf818194e3a8c32".into())));
         assert_eq!(rs.scope_spans[0].spans.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_exporter_counts_what_it_held_as_dropped() {
+        // A collector that accepts connections (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let control = Arc::new(crate::TraceControl::new(
+            1.0,
+            Duration::from_secs(10),
+            Some(endpoint),
+        ));
+        control.set_otlp_protocol(OtlpProtocol::Http);
+        let tracer = Arc::new(Tracer::new(control, Arc::new(crate::Metrics::new())));
+        let r = Resource {
+            member_name: "m".into(),
+            member_id: 1,
+            cluster_id: 2,
+        };
+        let exporter = Exporter::start(tracer.clone(), r).unwrap();
+        let finish = |n: usize| {
+            let mut spans = 0;
+            for _ in 0..n {
+                let req = tracer.begin("m", Instant::now(), None);
+                req.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
+                assert!(tracer.finish(&req, 0).exported.is_some());
+                spans += 2;
+            }
+            spans
+        };
+        while !tracer.is_exporting() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A batch goes out (and hangs), then more is queued behind it.
+        let mut spans = finish(10);
+        tokio::time::sleep(BATCH_DELAY + Duration::from_millis(200)).await;
+        spans += finish(5);
+        assert_eq!(tracer.metrics().spans_dropped.get(), 0);
+        drop(exporter);
+        let until = Instant::now() + Duration::from_secs(2);
+        while tracer.metrics().spans_dropped.get() < spans && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(tracer.metrics().spans_dropped.get(), spans);
     }
 
     #[test]

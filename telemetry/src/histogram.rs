@@ -5,7 +5,7 @@
 //! 12.5 % of the true value. Values below [`SUB_BUCKETS`] get a bucket each. Recording is two
 //! relaxed `fetch_add`s and a `fetch_max`: no allocation, no lock, safe from any thread.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Sub-buckets per power of two (a power of two itself).
 pub const SUB_BUCKETS: usize = 8;
@@ -19,6 +19,9 @@ pub struct Histogram {
     count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
+    /// False only when measurements are off (`--glass-measurements=off`, for measuring what
+    /// they cost): written once at start, read (relaxed) by every record.
+    recording: AtomicBool,
 }
 
 impl std::fmt::Debug for Histogram {
@@ -77,16 +80,25 @@ impl Histogram {
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
+            recording: AtomicBool::new(true),
         }
     }
 
     /// Records one value.
     #[inline]
     pub fn record(&self, v: u64) {
+        if !self.recording.load(Relaxed) {
+            return;
+        }
         self.counts[bucket_of(v)].fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
         self.max.fetch_max(v, Relaxed);
+    }
+
+    /// Stops (or resumes) recording: [`Histogram::record`] then does nothing.
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Relaxed);
     }
 
     /// Number of values recorded so far.

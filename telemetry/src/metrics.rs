@@ -161,6 +161,9 @@ pub struct Metrics {
     /// Spans the OTLP exporter dropped: its queue was full, or an export failed (collector down
     /// or too slow) or was partly rejected.
     pub spans_dropped: Counter,
+    /// Requests not exported because `--trace-max-exports-per-second` was reached (their
+    /// spans are also in `spans_dropped`).
+    pub trace_exports_throttled: Counter,
     /// Requests slower than `--slow-request-threshold`.
     pub slow_requests: Counter,
     /// Unary gRPC requests handled, by method and status code.
@@ -194,6 +197,14 @@ impl Metrics {
     }
 
     /// Every histogram with its measurement, in [`names::ALL`] order.
+    /// Turns every histogram's recording on or off (`--glass-measurements=off` measures what
+    /// the histograms cost; counters and gauges keep counting).
+    pub fn set_histograms_recording(&self, on: bool) {
+        for (_, h) in self.histograms() {
+            h.set_recording(on);
+        }
+    }
+
     pub fn histograms(&self) -> Vec<(&'static Measurement, &Histogram)> {
         names::ALL
             .iter()

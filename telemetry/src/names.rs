@@ -118,8 +118,13 @@ measurements! {
     /// One proposal, from the moment the raft node took it to the moment its entry was
     /// committed (measured by the leader, which knows the entry's index; the wait for room in
     /// the apply queue that follows is `raft.apply_queue`'s). Span fields: `index`, `term`.
+    ///
+    /// Since the per-request traces (b0e62b2) it ends when the Ready that commits the entry is
+    /// handled, *before* the committed batch is queued for the applier; before that it also
+    /// held the wait for room in the apply queue. Dashboards comparing across that change see
+    /// it drop by that wait, which `raft.apply_queue` now shows.
     RAFT_PROPOSE_COMMIT = "raft.propose_commit", Nanoseconds,
-        "Time from a proposal to the commit of its entry.";
+        "Time from the raft node taking a proposal to its entry being committed (the Ready that commits it; the wait to hand it to the applier is not included: see raft.apply_queue).";
     /// Handling one raft Ready: messages, snapshot, committed entries, the WAL save (one per
     /// Ready), advance and the light ready. Span fields: `entries` (appended), `committed`,
     /// `messages`.

@@ -8,12 +8,16 @@
 //! ResourceSpans              1: Resource {1: KeyValue*}   2: ScopeSpans
 //! ScopeSpans                 1: InstrumentationScope {1: name, 2: version}   2: Span*
 //! Span   1: trace_id (16 bytes)  2: span_id (8)  4: parent_span_id (8)  5: name  6: kind
-//!        7: start (fixed64 ns)  8: end (fixed64 ns)  9: KeyValue*  15: Status  16: flags (fixed32)
+//!        7: start (fixed64 ns)  8: end (fixed64 ns)  9: KeyValue*  13: Link*  15: Status
+//!        16: flags (fixed32)
+//! Link   1: trace_id (16 bytes)  2: span_id (8)  6: flags (fixed32)
 //! KeyValue  1: key  2: AnyValue {1: string | 2: bool | 3: int64}
 //! Status    2: message  3: code
 //! ```
 
-use crate::export::{layer_intervals, parents, root_attributes, span_ids, Attr, SCOPE};
+use crate::export::{
+    layer_intervals, parents, root_attributes, span_ids, Attr, REMOTE_LINK_FLAGS, SCOPE,
+};
 use crate::slow::grpc_code_name;
 use crate::tracer::FinishedRequest;
 
@@ -112,6 +116,13 @@ fn request_spans(out: &mut Vec<u8>, f: &FinishedRequest) {
         for (k, v) in root_attributes(f, key.as_deref()) {
             attribute(o, 9, k, &v);
         }
+        if let Some(l) = f.link {
+            message(o, 13, |o| {
+                bytes(o, 1, &l.trace_id.to_be_bytes());
+                bytes(o, 2, &l.span_id.to_be_bytes());
+                fixed32(o, 6, REMOTE_LINK_FLAGS);
+            });
+        }
         if f.code != 0 {
             message(o, 15, |o| {
                 bytes(o, 2, grpc_code_name(f.code).as_bytes());
@@ -171,12 +182,18 @@ mod tests {
     use crate::request::{Attrs, KeyPrefix, Layer};
 
     fn finished(code: i32, parent: Option<u64>, layers: usize) -> FinishedRequest {
+        let link = parent.is_none().then_some(crate::TraceContext {
+            trace_id: 0xca11,
+            span_id: 0x5eed,
+            sampled: false,
+        });
         let start = Instant::now();
         FinishedRequest {
             method: "etcdserverpb.KV/Txn",
             trace_id: 0xfeed_0000_0000_0000_0000_0000_0000_beef,
             span_id: 0x1234,
             parent_span_id: parent,
+            link,
             sampled: false,
             slow: true,
             unix_start_ns: 1_700_000_000_000_000_000,

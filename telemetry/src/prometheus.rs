@@ -601,6 +601,12 @@ const SCALARS: &[Scalar] = &[
         "Spans the OTLP exporter dropped (queue full, collector down, too slow or rejecting)."
     ),
     scalar!(
+        trace_exports_throttled,
+        Counter,
+        "glass_trace_exports_throttled_total",
+        "Requests not exported because --trace-max-exports-per-second was reached (their spans are also counted in glass_trace_spans_dropped_total)."
+    ),
+    scalar!(
         slow_requests,
         Counter,
         "glass_slow_requests_total",

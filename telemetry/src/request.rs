@@ -19,8 +19,14 @@
 //! thread-local buffer when one is; the buffer goes into the request's record (one
 //! uncontended per-request lock) when the thread leaves the request. Nothing is shared between
 //! requests on this path and nothing is allocated per measurement.
+//!
+//! The current request and the buffer are thread-locals: process-wide state of the telemetry
+//! crate (as the `tracing` registry is), which holds nothing between requests — every
+//! [`enter`] and [`collect`] guard puts back what it found. Guards nest: each owns the tail of
+//! the buffer from where it started, so an [`enter`] inside a [`collect`] (or the reverse)
+//! moves only its own layers, and the buffer keeps at most [`MAX_LAYERS`] per guard.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -381,6 +387,9 @@ thread_local! {
     /// Layers recorded on this thread since the sink was set (reused: no allocation once
     /// grown).
     static BUF: RefCell<Vec<Layer>> = const { RefCell::new(Vec::new()) };
+    /// Where the current sink's layers start in `BUF` (those before belong to an enclosing
+    /// guard: a [`collect`] around an [`enter`], or the reverse).
+    static BASE: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Records a measurement into the request this thread works for, if any: `t` is the
@@ -400,21 +409,38 @@ pub fn record_with(name: &'static str, t: &Timer, ns: u64, attrs: &[(&'static st
 fn record_layer(layer: impl FnOnce() -> Layer) {
     let active = SINK.with(|s| !matches!(*s.borrow(), Sink::None));
     if active {
-        BUF.with(|b| b.borrow_mut().push(layer()));
+        BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            // The record keeps no more than this anyway: the buffer stays bounded too.
+            if b.len() - BASE.get() < MAX_LAYERS {
+                b.push(layer());
+            }
+        });
     }
 }
 
-/// Moves the thread's buffered layers into the current request.
+/// Moves the thread's buffered layers (from the current guard's start) into the current
+/// request.
 fn flush() {
     SINK.with(|s| {
         if let Sink::Request(t) = &*s.borrow() {
             BUF.with(|b| {
                 let mut b = b.borrow_mut();
-                t.extend(&b);
-                b.clear();
+                let base = BASE.get().min(b.len());
+                t.extend(&b[base..]);
+                b.truncate(base);
+                // A huge txn once grew it: give the memory back rather than keep it per thread.
+                if b.is_empty() && b.capacity() > 4 * MAX_LAYERS {
+                    b.shrink_to(MAX_LAYERS);
+                }
             });
         }
     });
+}
+
+/// The buffer's length: where a new guard's layers start.
+fn buf_len() -> usize {
+    BUF.with(|b| b.borrow().len())
 }
 
 /// The request this thread works for now.
@@ -452,13 +478,20 @@ pub fn enter(trace: Option<Arc<RequestTrace>>) -> Entered {
         None => Sink::None,
     };
     let prev = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), new));
-    Entered { prev: Some(prev) }
+    // After the flush the buffer is empty unless a `collect` is active around this: its
+    // layers stay where they are, this request's go after them.
+    let prev_base = BASE.replace(buf_len());
+    Entered {
+        prev: Some(prev),
+        prev_base,
+    }
 }
 
 /// The guard of [`enter`].
 #[must_use = "the request stays current only while the guard lives"]
 pub struct Entered {
     prev: Option<Sink>,
+    prev_base: usize,
 }
 
 impl Drop for Entered {
@@ -466,6 +499,7 @@ impl Drop for Entered {
         flush();
         if let Some(prev) = self.prev.take() {
             SINK.with(|s| *s.borrow_mut() = prev);
+            BASE.set(self.prev_base);
         }
     }
 }
@@ -475,27 +509,37 @@ impl Drop for Entered {
 pub fn collect() -> Collecting {
     flush();
     let prev = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), Sink::Collect));
-    Collecting { prev: Some(prev) }
+    let prev_base = BASE.replace(buf_len());
+    Collecting {
+        prev: Some(prev),
+        prev_base,
+    }
 }
 
 /// The guard of [`collect`].
 #[must_use = "collecting stops when the guard drops"]
 pub struct Collecting {
     prev: Option<Sink>,
+    prev_base: usize,
 }
 
 impl Collecting {
     /// Moves the collected layers into `out` (cleared first) and stops collecting.
     pub fn finish(mut self, out: &mut Vec<Layer>) {
         out.clear();
-        BUF.with(|b| out.append(&mut b.borrow_mut()));
+        BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            let base = BASE.get().min(b.len());
+            out.extend(b.drain(base..));
+        });
         self.restore();
     }
 
     fn restore(&mut self) {
         if let Some(prev) = self.prev.take() {
-            BUF.with(|b| b.borrow_mut().clear());
+            BUF.with(|b| b.borrow_mut().truncate(BASE.get()));
             SINK.with(|s| *s.borrow_mut() = prev);
+            BASE.set(self.prev_base);
         }
     }
 }
@@ -613,6 +657,51 @@ mod tests {
         drop(_e);
         // The collected layers did not go to the request that was current around them.
         assert_eq!(a.layers().len(), 1);
+    }
+
+    #[test]
+    fn a_request_entered_while_collecting_takes_only_its_own_layers() {
+        let t = Timer::start();
+        let a = Arc::new(RequestTrace::new("a", Instant::now(), None));
+        let c = collect();
+        record(crate::names::WAL_APPEND, &t, 1);
+        {
+            let _e = enter(Some(a.clone()));
+            record(crate::names::MVCC_PUT, &t, 2);
+            {
+                // And a collect inside that request: its layers go to neither.
+                let inner = collect();
+                record(crate::names::BACKEND_COMMIT, &t, 3);
+                let mut out = Vec::new();
+                inner.finish(&mut out);
+                assert_eq!(
+                    out.iter().map(|l| l.name).collect::<Vec<_>>(),
+                    ["backend.commit"]
+                );
+            }
+            record(crate::names::MVCC_TXN, &t, 4);
+        }
+        record(crate::names::WAL_FSYNC, &t, 5);
+        let mut out = Vec::new();
+        c.finish(&mut out);
+        let names = |v: &[Layer]| v.iter().map(|l| l.name).collect::<Vec<_>>();
+        assert_eq!(names(&out), ["wal.append", "wal.fsync"]);
+        assert_eq!(names(&a.layers()), ["mvcc.put", "mvcc.txn"]);
+        assert_eq!(buf_len(), 0);
+    }
+
+    #[test]
+    fn the_buffer_keeps_at_most_max_layers_per_request() {
+        let t = Timer::start();
+        let a = Arc::new(RequestTrace::new("a", Instant::now(), None));
+        {
+            let _e = enter(Some(a.clone()));
+            for _ in 0..3 * MAX_LAYERS {
+                record(crate::names::MVCC_PUT, &t, 1);
+            }
+            assert_eq!(buf_len(), MAX_LAYERS);
+        }
+        assert_eq!(a.layer_count(), MAX_LAYERS);
     }
 
     #[test]

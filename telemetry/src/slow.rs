@@ -3,7 +3,7 @@
 //! serves) whether or not they were sampled or exported.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How many slow requests are kept by default.
 pub const DEFAULT_SLOW_RING: usize = 256;
@@ -79,11 +79,12 @@ pub fn grpc_code_name(code: i32) -> &'static str {
 }
 
 /// A bounded ring of [`SlowRequest`]s, the oldest forgotten first. Only slow requests take
-/// its lock.
+/// its lock, and hold it only to move an `Arc` in or out: the entry is built before, the
+/// evicted one freed after, and readers ([`SlowRing::recent`]) copy `Arc`s, not requests.
 #[derive(Debug)]
 pub struct SlowRing {
     capacity: usize,
-    ring: Mutex<VecDeque<SlowRequest>>,
+    ring: Mutex<VecDeque<Arc<SlowRequest>>>,
 }
 
 impl Default for SlowRing {
@@ -105,15 +106,23 @@ impl SlowRing {
     }
 
     pub fn push(&self, r: SlowRequest) {
-        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if ring.len() == self.capacity {
-            ring.pop_front();
-        }
-        ring.push_back(r);
+        let r = Arc::new(r);
+        let evicted = {
+            let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+            let evicted = if ring.len() == self.capacity {
+                ring.pop_front()
+            } else {
+                None
+            };
+            ring.push_back(r);
+            evicted
+        };
+        // Freed here, with the lock released (a reader may still hold it, then it goes later).
+        drop(evicted);
     }
 
     /// The newest `limit` slow requests (all kept when `limit` is 0), newest first.
-    pub fn recent(&self, limit: usize) -> Vec<SlowRequest> {
+    pub fn recent(&self, limit: usize) -> Vec<Arc<SlowRequest>> {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let n = if limit == 0 {
             ring.len()
@@ -160,6 +169,21 @@ mod tests {
         let two: Vec<u64> = ring.recent(2).iter().map(|r| r.duration_ns).collect();
         assert_eq!(two, [5, 4]);
         assert_eq!(ring.recent(10).len(), 3);
+    }
+
+    #[test]
+    fn readers_share_entries_and_keep_evicted_ones_alive() {
+        let ring = SlowRing::new(2);
+        ring.push(req(1));
+        ring.push(req(2));
+        let held = ring.recent(0);
+        // The ring and the reader share one allocation per entry: no deep copy.
+        assert!(Arc::ptr_eq(&held[0], &ring.recent(1)[0]));
+        assert_eq!(Arc::strong_count(&held[1]), 2);
+        ring.push(req(3));
+        // Evicted from the ring, still alive for the reader that holds it.
+        assert_eq!(Arc::strong_count(&held[1]), 1);
+        assert_eq!(held[1].duration_ns, 1);
     }
 
     #[test]

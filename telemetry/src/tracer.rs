@@ -13,8 +13,29 @@
 //! request's spans and counts them (`spans_dropped`); the request never waits for the
 //! exporter. While the collector is failing (the exporter backs off between attempts), the
 //! request's spans are counted as dropped at once, without being queued.
+//!
+//! **Export limit.** Parent-based sampling lets any client ask for its requests to be traced
+//! (a `traceparent` with the sampled flag). So exports — sampled and slow requests alike —
+//! pass a token bucket of `--trace-max-exports-per-second` (GCRA on one atomic: a burst of
+//! one second's worth, then the rate); the excess is not built or queued, counted in
+//! `trace_exports_throttled` (requests) and `spans_dropped` (their spans). A throttled slow
+//! request is still counted and kept in the slow ring, without a trace id.
+//!
+//! **An unsampled caller.** A request whose caller sent `traceparent` with the sampled flag
+//! off, and that is exported only because it was slow, is exported as a trace of its own (a
+//! new trace id, no parent) with a span *link* to the caller's span: the caller's trace was
+//! not recorded, and a child under it would show in Jaeger as an orphan with a "missing
+//! parent" warning. A sampled caller's context is the root span's parent, as W3C asks.
+//!
+//! **Clocks.** [`Tracer::finish`] reads the monotonic clock (the request's elapsed time) and
+//! the wall clock (the spans' Unix times) itself, and the slow/export decision depends on
+//! them: it is measurement, not the server's behaviour (no request waits or fails on it),
+//! which is why telemetry may read clocks directly while the server's timeouts and expiry go
+//! through its injected `Clock`. Likewise the current request is kept in thread-locals
+//! ([`crate::request`]): process-wide state of the telemetry crate, like the `tracing`
+//! registry, holding nothing between requests.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +57,9 @@ pub struct FinishedRequest {
     pub span_id: u64,
     /// The caller's span (incoming trace context), the root span's parent.
     pub parent_span_id: Option<u64>,
+    /// A caller's context that did not sample the request (exported because slow): linked
+    /// to, not the parent (see the module documentation).
+    pub link: Option<TraceContext>,
     /// Head-sampled (else exported because slow).
     pub sampled: bool,
     pub slow: bool,
@@ -107,6 +131,13 @@ pub struct Tracer {
     rx: Mutex<Option<mpsc::Receiver<FinishedRequest>>>,
     /// [`OFF`], [`EXPORTING`] (only then are requests queued) or [`BACKING_OFF`].
     state: AtomicU8,
+    /// Whether requests keep per-layer records at all (`--glass-measurements`: off or
+    /// histograms only turn them off, for measuring what they cost).
+    records: AtomicBool,
+    /// The export limiter's origin and its theoretical arrival time (GCRA), ns since
+    /// `origin`: see [`Tracer::admit`].
+    origin: Instant,
+    tat_ns: AtomicU64,
 }
 
 /// No exporter, or no endpoint: nothing is exported (nor counted as dropped).
@@ -140,6 +171,49 @@ impl Tracer {
             tx,
             rx: Mutex::new(Some(rx)),
             state: AtomicU8::new(OFF),
+            records: AtomicBool::new(true),
+            origin: Instant::now(),
+            tat_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether requests keep per-layer records (see [`Tracer::set_records`]).
+    pub fn records(&self) -> bool {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Turns per-request records on or off (the API layer asks [`Tracer::records`] before
+    /// [`Tracer::begin`]): without them there is no tail capture, slow ring or export.
+    pub fn set_records(&self, on: bool) {
+        self.records.store(on, Ordering::Relaxed);
+    }
+
+    /// Takes one export from the token bucket at `now`: false when
+    /// `--trace-max-exports-per-second` is used up. GCRA: each export moves the theoretical
+    /// arrival time one interval (1 s / rate) on from `max(itself, now)`; one is refused when
+    /// that would put it more than a second (the burst) ahead of now.
+    fn admit(&self, now: Instant) -> bool {
+        const BURST_NS: u64 = 1_000_000_000;
+        let rate = self.control.max_exports_per_second();
+        if rate == 0 {
+            return true;
+        }
+        let interval = (BURST_NS / rate).max(1);
+        let now_ns = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX);
+        let mut tat = self.tat_ns.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now_ns).saturating_add(interval);
+            if next - now_ns > BURST_NS {
+                return false;
+            }
+            match self
+                .tat_ns
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
         }
     }
 
@@ -182,7 +256,8 @@ impl Tracer {
 
     /// Ends `trace` with gRPC status `code`: samples, keeps slow requests, queues exports.
     pub fn finish(&self, trace: &RequestTrace, code: i32) -> Outcome {
-        let elapsed = trace.start().elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(trace.start());
         let sampled = match trace.parent() {
             Some(p) => p.sampled,
             None => sample(self.control.sample_ratio()),
@@ -199,8 +274,14 @@ impl Tracer {
             };
         }
         let state = self.state.load(Ordering::Relaxed);
-        if !slow && state == BACKING_OFF {
-            // The collector is down: count, build nothing.
+        let throttled = state == EXPORTING && !self.admit(now);
+        // The collector is down, or the export limit is reached: count, build nothing (a
+        // slow request is still built for the slow ring).
+        let drop_spans = state == BACKING_OFF || throttled;
+        if throttled {
+            self.metrics.trace_exports_throttled.inc();
+        }
+        if !slow && drop_spans {
             let taken = trace.take();
             self.metrics
                 .spans_dropped
@@ -216,11 +297,17 @@ impl Tracer {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let duration_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // A caller that did not sample this request is linked to, not its parent.
+        let (parent, link) = match trace.parent() {
+            Some(p) if p.sampled => (Some(p), None),
+            other => (None, other),
+        };
         let finished = FinishedRequest {
             method: trace.method(),
-            trace_id: trace.parent().map_or_else(random_trace_id, |p| p.trace_id),
+            trace_id: parent.map_or_else(random_trace_id, |p| p.trace_id),
             span_id: random_span_id(),
-            parent_span_id: trace.parent().map(|p| p.span_id),
+            parent_span_id: parent.map(|p| p.span_id),
+            link,
             sampled,
             slow,
             unix_start_ns: u64::try_from(unix_now.saturating_sub(elapsed.as_nanos())).unwrap_or(0),
@@ -231,13 +318,13 @@ impl Tracer {
             key: taken.key,
             layers: taken.layers,
         };
-        let exporting = state == EXPORTING;
-        // The ring's entry names a trace id only when the export was really queued.
+        // Built before the request moves to the queue; names a trace id only when the
+        // export was really queued.
         let mut kept = slow.then(|| finished.slow_request(true));
         let mut exported = None;
-        if state == BACKING_OFF {
+        if drop_spans {
             self.metrics.spans_dropped.add(finished.span_count());
-        } else if exporting {
+        } else if state == EXPORTING {
             let (id, spans) = (finished.trace_id, finished.span_count());
             match self.tx.try_send(finished) {
                 Ok(()) => exported = Some(id),
@@ -386,6 +473,65 @@ mod tests {
         r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
         assert_eq!(t.finish(&r, 0).exported, None);
         assert_eq!(t.metrics().spans_dropped.get(), 2);
+    }
+
+    #[test]
+    fn exports_are_capped_per_second() {
+        let t = tracer(1.0, Duration::from_secs(10));
+        t.control().set_max_exports_per_second(100);
+        let mut rx = t.take_receiver().unwrap();
+        t.set_state(EXPORTING);
+        let mut exported = 0;
+        for _ in 0..1000 {
+            let r = t.begin("m", Instant::now(), None);
+            r.push(Layer::new(names::MVCC_PUT, &Timer::start(), 1));
+            exported += usize::from(t.finish(&r, 0).exported.is_some());
+        }
+        // A burst of one second's worth (and whatever the rate added while the loop ran).
+        assert!((100..=110).contains(&exported), "{exported}");
+        let throttled = t.metrics().trace_exports_throttled.get();
+        assert_eq!(throttled, 1000 - exported as u64);
+        assert_eq!(t.metrics().spans_dropped.get(), 2 * throttled);
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, exported);
+        // A slow request over the limit is still kept in the ring, without a trace id.
+        t.control().set_slow_threshold(Duration::ZERO);
+        let r = t.begin("m", Instant::now(), None);
+        std::thread::sleep(Duration::from_millis(1));
+        let o = t.finish(&r, 0);
+        assert!(o.slow && o.exported.is_none());
+        assert_eq!(t.slow().recent(1)[0].trace_id, None);
+        // 0: no limit.
+        t.control().set_max_exports_per_second(0);
+        let r = t.begin("m", Instant::now(), None);
+        assert!(t.finish(&r, 0).exported.is_some());
+    }
+
+    #[test]
+    fn a_slow_request_of_an_unsampled_caller_is_its_own_trace_linked_to_the_caller() {
+        let t = tracer(1.0, Duration::ZERO);
+        let mut rx = t.take_receiver().unwrap();
+        t.set_state(EXPORTING);
+        let caller = TraceContext {
+            trace_id: 42,
+            span_id: 7,
+            sampled: false,
+        };
+        let r = t.begin("etcdserverpb.KV/Put", Instant::now(), Some(caller));
+        std::thread::sleep(Duration::from_millis(1));
+        let o = t.finish(&r, 0);
+        assert!(o.slow && !o.sampled);
+        let f = rx.try_recv().unwrap();
+        assert_ne!(f.trace_id, 42);
+        assert_eq!(o.exported, Some(f.trace_id));
+        assert_eq!((f.parent_span_id, f.link), (None, Some(caller)));
+        let spans = crate::export::spans(&f);
+        assert!(spans[0].parent_span_id.is_empty());
+        assert_eq!(spans[0].links.len(), 1);
+        assert_eq!(spans[0].links[0].span_id, 7u64.to_be_bytes());
     }
 
     #[test]

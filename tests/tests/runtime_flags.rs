@@ -340,6 +340,7 @@ async fn every_runtime_flag_reads_back_with_source_runtime() {
         ("log-level", "error", "error"),
         ("trace-sample-ratio", "0.5", "0.5"),
         ("slow-request-threshold", "250ms", "250ms"),
+        ("trace-max-exports-per-second", "50", "50"),
         (
             "otlp-endpoint",
             "http://127.0.0.1:4317",

@@ -612,3 +612,33 @@ async fn the_exporter_follows_an_endpoint_set_while_running() {
         "{key}: a Put from before the endpoint was set"
     );
 }
+
+/// `--glass-measurements`: `histograms` keeps the histograms but no per-request records (no
+/// tail capture even at a slow threshold of 0), `off` records no histogram either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measurements_can_be_turned_off_for_measuring_their_cost() {
+    for (mode, histograms) in [("histograms", true), ("off", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = start(
+            dir.path(),
+            &[
+                "--glass-measurements",
+                mode,
+                "--slow-request-threshold",
+                "0s",
+            ],
+        )
+        .await;
+        put(&m, "k", "v").await;
+        let (_, metrics) = http_get(m.client_port(), "/metrics");
+        let puts = metric(&metrics, "glass_mvcc_put_seconds_count").unwrap_or(0.0);
+        assert_eq!(puts > 0.0, histograms, "{mode}: mvcc.put histogram {puts}");
+        assert_eq!(
+            metric(&metrics, "glass_slow_requests_total"),
+            Some(0.0),
+            "{mode}: no records, no tail capture"
+        );
+        // Counters still count.
+        assert!(metrics.contains("grpc_server_handled_total"), "{mode}");
+    }
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::spec::{self, Policy, Spec, SPECS};
 use super::{
     args, value, ClusterState, CompactionMode, Config, ConfigError, FreelistType, LogLevel,
-    OtlpProtocol, Retention, Source, Url, DEFAULT_INITIAL_CLUSTER, DEFAULT_NAME, MAX_ELECTION_MS,
-    MAX_QUOTA_BYTES, RECOMMENDED_MAX_REQUEST_BYTES,
+    Measurements, OtlpProtocol, Retention, Source, Url, DEFAULT_INITIAL_CLUSTER, DEFAULT_NAME,
+    MAX_ELECTION_MS, MAX_QUOTA_BYTES, RECOMMENDED_MAX_REQUEST_BYTES,
 };
 
 /// etcd's `InitialClusterFromName`: `name=url` for each advertised peer URL.
@@ -314,6 +314,15 @@ impl Builder {
                 }
             }
             "slow-request-threshold" => c.slow_request_threshold = duration()?,
+            "trace-max-exports-per-second" => c.trace_max_exports_per_second = uint()?,
+            "glass-measurements" => {
+                c.glass_measurements = match value {
+                    "" | "all" => Measurements::All,
+                    "histograms" => Measurements::Histograms,
+                    "off" => Measurements::Off,
+                    _ => return Err(invalid(r#"want "all", "histograms" or "off""#.into())),
+                }
+            }
             other => unreachable!("setting {other} has no parser"),
         }
         self.cfg.sources.insert(s.name, origin.source);

@@ -63,7 +63,7 @@ use Group::*;
 use Yaml::{Duration, Float, Int, Str};
 
 /// Every setting, in `--help` order. Names, defaults and meanings are etcd 3.4's except the
-/// last four (Glass's observability).
+/// last six (Glass's observability).
 pub(crate) const SPECS: &[Spec] = &[
     spec("config-file", "", false, Str, Member,
         "Path to the server configuration file (etcd's YAML keys). If given, other command-line flags and environment variables are ignored, as in etcd 3.4."),
@@ -123,6 +123,11 @@ pub(crate) const SPECS: &[Spec] = &[
         "Fraction of requests traced, 0.0 to 1.0 (parent-based: an incoming sampled trace context is honoured). Slow requests are exported regardless."),
     spec("slow-request-threshold", "100ms", true, Duration, Observability,
         "Requests slower than this are exported and kept in the slow-request ring even when not sampled (etcd's warning-apply-duration)."),
+    spec("trace-max-exports-per-second", "1000", true, Int, Observability,
+        "Most requests exported as traces per second, sampled and slow alike (a token bucket with a one-second burst); 0 means no limit. Any client can ask for its requests to be traced (a sampled traceparent): this bounds what that costs. The excess is counted in glass_trace_exports_throttled_total and its spans in glass_trace_spans_dropped_total; slow requests over the limit are still kept in the slow-request ring."),
+    // Not runtime: what is measured is wired when the member starts.
+    spec("glass-measurements", "all", false, Str, Observability,
+        "What Glass measures: 'all' (histograms and per-request records: tail capture, slow-request ring, trace export), 'histograms' (histograms only: no per-request records, so no slow-request ring or traces) or 'off' (histograms record nothing either). For measuring Glass's own overhead (glass bench overhead); leave it at 'all' in production."),
 ];
 
 /// The setting a flag name, YAML key or alias stands for.

@@ -76,6 +76,8 @@ fn defaults_are_etcd_3_4s() {
         ("otlp-protocol", "grpc"),
         ("trace-sample-ratio", "0"),
         ("slow-request-threshold", "100ms"),
+        ("trace-max-exports-per-second", "1000"),
+        ("glass-measurements", "all"),
     ];
     assert_eq!(etcd.len(), SPECS.len());
     for (name, want) in etcd {
@@ -250,6 +252,20 @@ fn every_flag_parses() {
             "250ms",
             "slow-request-threshold",
             "250ms",
+            &[],
+        ),
+        (
+            "trace-max-exports-per-second",
+            "0",
+            "trace-max-exports-per-second",
+            "0",
+            &[],
+        ),
+        (
+            "glass-measurements",
+            "histograms",
+            "glass-measurements",
+            "histograms",
             &[],
         ),
     ];
@@ -592,6 +608,8 @@ fn validation_errors_with_etcds_messages() {
         (&["--auto-compaction-mode=revision", "--auto-compaction-retention=5m"], "invalid value \"5m\" for --auto-compaction-retention: a duration, but --auto-compaction-mode=revision takes a number of revisions"),
         (&["--log-level=verbose"], "invalid value \"verbose\" for --log-level: unknown level \"verbose\" (debug, info, warn, error, panic or fatal)"),
         (&["--trace-sample-ratio=2"], "invalid value \"2\" for --trace-sample-ratio: must be a number from 0.0 to 1.0"),
+        (&["--glass-measurements=some"], "invalid value \"some\" for --glass-measurements: want \"all\", \"histograms\" or \"off\""),
+        (&["--trace-max-exports-per-second=-1"], "invalid value \"-1\" for --trace-max-exports-per-second: parse error"),
         (&["--otlp-protocol=udp"], "invalid value \"udp\" for --otlp-protocol: want \"grpc\" or \"http\""),
         (&["--otlp-endpoint=localhost:4317"], "invalid value \"localhost:4317\" for --otlp-endpoint: want http://host:port or https://host:port"),
         (&["--slow-request-threshold=fast"], "invalid value \"fast\" for --slow-request-threshold: time: invalid duration \"fast\""),
@@ -656,6 +674,7 @@ fn registry_lists_every_flag_with_source_and_runtime() {
             "otlp-endpoint",
             "trace-sample-ratio",
             "slow-request-threshold",
+            "trace-max-exports-per-second",
         ]
     );
     for f in &flags {

@@ -725,6 +725,18 @@ struct Pending {
     trace: Option<Arc<RequestTrace>>,
 }
 
+/// Whether `entries` (consecutive, as a Ready appends them) hold the proposal made at `index`
+/// in `term`: an entry there of another term is someone else's.
+fn persists(entries: &[Entry], index: u64, term: u64) -> bool {
+    entries.first().is_some_and(|first| {
+        index
+            .checked_sub(first.index)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| entries.get(i))
+            .is_some_and(|e| e.term == term)
+    })
+}
+
 /// The raft thread's state.
 struct Node {
     raw: RawNode<RaftStorage>,
@@ -1032,26 +1044,34 @@ impl Node {
         span.record("entries", entries.len());
         let hs = rd.hs().cloned();
         // One save serves every proposal it persists: its layers go into each traced one.
+        // A proposal is persisted by this save only if the entry at its index is its own (same
+        // term): a deposed leader appending the new leader's entries over its proposals'
+        // indexes persists none of them.
         let proposed = match (entries.first(), entries.last()) {
             (Some(a), Some(b)) => Some(a.index..=b.index),
             _ => None,
         };
+        let persisted = |idx: u64, p: &Pending| persists(&entries, idx, p.term);
         let collecting = proposed
             .filter(|r| {
                 self.proposals
                     .range(r.clone())
-                    .any(|(_, p)| p.trace.is_some())
+                    .any(|(&i, p)| p.trace.is_some() && persisted(i, p))
             })
             .map(|r| (r, request::collect()));
         self.raw.mut_store().save(hs.as_ref(), &entries)?;
         if let Some((proposed, c)) = collecting {
             c.finish(&mut self.saved);
-            let served = self.proposals.range(proposed.clone()).count() as i64;
+            let served = self
+                .proposals
+                .range(proposed.clone())
+                .filter(|&(&i, p)| persisted(i, p))
+                .count() as i64;
             for l in &mut self.saved {
                 l.attrs.set(request::SHARED_BY, served);
             }
-            for (_, p) in self.proposals.range(proposed) {
-                if let Some(t) = &p.trace {
+            for (&i, p) in self.proposals.range(proposed) {
+                if let (Some(t), true) = (&p.trace, persisted(i, p)) {
                     t.extend(&self.saved);
                 }
             }

@@ -31,7 +31,7 @@ use super::member::{self, Member};
 use super::quota::Quota;
 use super::raft_node::{RaftNode, RaftNodeConfig, Ticks, DEFAULT_APPLY_QUEUE};
 use super::wait::{RequestIds, Wait};
-use crate::config::{Config, FreelistType};
+use crate::config::{Config, FreelistType, Measurements};
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -127,6 +127,9 @@ impl ServerConfig {
         let id = me.id;
         let cluster_id = member::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
         let tracer = Arc::new(Tracer::new(trace, metrics.clone()));
+        // --glass-measurements: what measuring costs is measured by turning it off.
+        tracer.set_records(cfg.glass_measurements == Measurements::All);
+        metrics.set_histograms_recording(cfg.glass_measurements != Measurements::Off);
         Ok(ServerConfig {
             name: cfg.name.clone(),
             data_dir: cfg.data_dir.clone(),

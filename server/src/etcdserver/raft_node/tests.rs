@@ -735,3 +735,22 @@ fn restarts_on_real_files() {
     let m = r.stop();
     assert_eq!(m.delivered, [13, 14]);
 }
+
+#[test]
+fn a_ready_persists_only_the_proposals_whose_entries_it_holds() {
+    let entry = |index: u64, term: u64| Entry {
+        index,
+        term,
+        ..Entry::default()
+    };
+    // A deposed leader (term 2) appends the new leader's entries 5..=7 of term 3.
+    let entries = [entry(5, 3), entry(6, 3), entry(7, 3)];
+    assert!(persists(&entries, 6, 3));
+    assert!(
+        !persists(&entries, 6, 2),
+        "its own proposal at 6 was overwritten"
+    );
+    assert!(!persists(&entries, 4, 3));
+    assert!(!persists(&entries, 8, 3));
+    assert!(!persists(&[], 5, 3));
+}
