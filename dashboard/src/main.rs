@@ -3,12 +3,16 @@
 //!   ([`bench`]), against any etcd-compatible endpoint.
 //! - `glass bench compare`: the same workloads against a reference etcd 3.4 and glassd, both
 //!   started by the command, with the ratios.
+//! - `glass bench overhead`: put 64/8 against glassd started in each measurement mode
+//!   (`--glass-measurements off|histograms|all`, sampling 0, 1%, 100%, collector down): what
+//!   Glass's own measurements cost.
 //! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
 //!   settings, changed without a restart ([`flags`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
-//! `bench/compare.rs` (the side-by-side run); `flags.rs` (GetFlags/SetFlag, table and JSON).
+//! `bench/compare.rs` (the side-by-side run), `bench/overhead.rs` (measurement modes and an
+//! in-process OTLP collector); `flags.rs` (GetFlags/SetFlag, table and JSON).
 
 mod bench;
 #[allow(dead_code)] // SKELETON until issue 5 lands the doctor and the dashboard.
@@ -99,9 +103,9 @@ struct Global {
     /// Total number of concurrent clients, spread over the connections.
     #[arg(long, global = true, default_value_t = 1)]
     clients: usize,
-    /// Total number of requests.
-    #[arg(long, global = true, default_value_t = 10000)]
-    total: u64,
+    /// Total number of requests (default 10000; per run for `overhead`, default 50000).
+    #[arg(long, global = true)]
+    total: Option<u64>,
     /// Maximum requests per second over all clients (0 = no limit).
     #[arg(long, global = true, default_value_t = 0)]
     rate: u64,
@@ -160,6 +164,27 @@ enum BenchWorkload {
         #[arg(long)]
         glassd: Option<PathBuf>,
     },
+    /// What Glass's own measurements cost: put with 64 clients / 8 conns against glassd started
+    /// here in each mode (measurements off; histograms only; records with sampling 0; sampling
+    /// 1% and 100% exporting to an OTLP/gRPC collector in this process; 100% with the collector
+    /// down), fresh data dir each run; a table of req/s, p99, ratio to off, glassd CPU per
+    /// request, spans received and dropped. Uses --total (per run, default 50000); ignores
+    /// --endpoints, --conns, --clients and --rate.
+    Overhead {
+        /// Rounds of all modes, interleaved (ratios are medians of per-round ratios).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        #[arg(long, default_value_t = 32)]
+        key_size: usize,
+        #[arg(long, default_value_t = 256)]
+        val_size: usize,
+        /// Puts before each measured run (not measured).
+        #[arg(long, default_value_t = 2000)]
+        warmup: u64,
+        /// glassd binary (default: `glassd` next to this `glass`).
+        #[arg(long)]
+        glassd: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -211,14 +236,16 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             };
         }
     };
+    let progress = !global.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let global_total = global.total;
     let load = bench::Load {
         endpoints: global.endpoints,
         conns: global.conns.max(1),
         clients: global.clients.max(1),
-        total: global.total,
+        total: global.total.unwrap_or(10_000),
         rate: global.rate,
         // A bar redrawn with \r only makes sense on a terminal.
-        progress: !global.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress,
     };
     let workload = match workload {
         BenchWorkload::Put {
@@ -248,15 +275,9 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             etcd,
             glassd,
         } => {
-            let glassd = match glassd {
-                Some(p) => p,
-                None => std::env::current_exe()
-                    .context("locating the glass binary")?
-                    .with_file_name("glassd"),
-            };
             let opts = bench::compare::Options {
                 etcd,
-                glassd,
+                glassd: glassd_path(glassd)?,
                 key_size,
                 val_size,
                 total: load.total,
@@ -265,8 +286,36 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             };
             return bench::compare::run(&opts).await;
         }
+        BenchWorkload::Overhead {
+            rounds,
+            key_size,
+            val_size,
+            warmup,
+            glassd,
+        } => {
+            let opts = bench::overhead::Options {
+                glassd: glassd_path(glassd)?,
+                total: global_total.unwrap_or(50_000),
+                rounds,
+                key_size,
+                val_size,
+                warmup,
+                progress: load.progress,
+            };
+            return bench::overhead::run(&opts).await;
+        }
     };
     let report = bench::run(&load, workload).await?;
     print!("{report}");
     Ok(())
+}
+
+/// `--glassd`, else `glassd` next to this `glass`.
+fn glassd_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p),
+        None => Ok(std::env::current_exe()
+            .context("locating the glass binary")?
+            .with_file_name("glassd")),
+    }
 }

@@ -11,6 +11,7 @@
 //! they are merged into one [`report::Report`] at the end.
 
 pub mod compare;
+pub mod overhead;
 pub mod report;
 pub mod server;
 

@@ -63,6 +63,16 @@ impl Server {
         binary: &Path,
         deadline: Duration,
     ) -> Result<Server, StartError> {
+        Self::start_with(name, binary, &[], deadline).await
+    }
+
+    /// [`Server::start`] with `extra` flags after etcd's.
+    pub async fn start_with(
+        name: &str,
+        binary: &Path,
+        extra: &[String],
+        deadline: Duration,
+    ) -> Result<Server, StartError> {
         let spawn = |e: anyhow::Error| StartError::Spawn(format!("{e:#}"));
         let dir = tempfile::Builder::new()
             .prefix("glass-bench-")
@@ -90,6 +100,7 @@ impl Server {
             .arg(&peer_url)
             .arg("--initial-cluster")
             .arg(format!("bench={peer_url}"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -137,6 +148,16 @@ impl Server {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(n)..].join(" | ")
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The client port (for `/metrics`).
+    pub fn client_port(&self) -> Option<u16> {
+        self.endpoint.rsplit_once(':')?.1.parse().ok()
     }
 
     pub fn log_path(&self) -> PathBuf {
