@@ -3,7 +3,8 @@
 //! Values are bucketed by their power of two and, inside it, into [`SUB_BUCKETS`] equal parts:
 //! every bucket's width is at most 1/8 of its lower bound, so a quantile read back is within
 //! 12.5 % of the true value. Values below [`SUB_BUCKETS`] get a bucket each. Recording is two
-//! relaxed `fetch_add`s and a `fetch_max`: no allocation, no lock, safe from any thread.
+//! relaxed `fetch_add`s (bucket and sum) and a load of the maximum (a `fetch_max` only when it
+//! grows): no allocation, no lock, safe from any thread. The total count is the buckets' sum.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -16,7 +17,7 @@ const BUCKETS: usize = SUB_BUCKETS + (64 - SUB_BITS as usize) * SUB_BUCKETS;
 /// The always-on histogram.
 pub struct Histogram {
     counts: [AtomicU64; BUCKETS],
-    count: AtomicU64,
+    // No total count: it is the buckets' sum (one contended `fetch_add` less per record).
     sum: AtomicU64,
     max: AtomicU64,
     /// False only when measurements are off (`--glass-measurements=off`, for measuring what
@@ -77,7 +78,6 @@ impl Histogram {
     pub fn new() -> Self {
         Histogram {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
             recording: AtomicBool::new(true),
@@ -91,9 +91,12 @@ impl Histogram {
             return;
         }
         self.counts[bucket_of(v)].fetch_add(1, Relaxed);
-        self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
-        self.max.fetch_max(v, Relaxed);
+        // A new maximum is rare: a plain load spares the locked read-modify-write (and the
+        // cache line's ownership) on almost every record.
+        if v > self.max.load(Relaxed) {
+            self.max.fetch_max(v, Relaxed);
+        }
     }
 
     /// Stops (or resumes) recording: [`Histogram::record`] then does nothing.
@@ -103,14 +106,15 @@ impl Histogram {
 
     /// Number of values recorded so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
+        self.counts.iter().map(|c| c.load(Relaxed)).sum()
     }
 
     /// A consistent-enough copy (each counter read once; concurrent records may straddle it).
     pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Relaxed)).collect();
         HistogramSnapshot {
-            counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
-            count: self.count.load(Relaxed),
+            count: counts.iter().sum(),
+            counts,
             sum: self.sum.load(Relaxed),
             max: self.max.load(Relaxed),
         }

@@ -10,6 +10,7 @@
 //! | `sample 1%` | `--trace-sample-ratio 0.01`, exporting over OTLP/gRPC to a collector in this process |
 //! | `sample 100%` | `--trace-sample-ratio 1`, the same collector |
 //! | `100%, collector down` | `--trace-sample-ratio 1` to a closed port |
+//! | `off (control)` | `off` again: how far two identical runs differ on this machine |
 //!
 //! The exporting modes run with `--trace-max-exports-per-second 0`, so that 100% means 100%.
 //! The collector counts the spans it receives (decoding them, as a real one would: it shares
@@ -61,7 +62,7 @@ struct Mode {
     export: Export,
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 7] = [
     Mode {
         name: "off",
         flags: &["--glass-measurements", "off"],
@@ -91,6 +92,11 @@ const MODES: [Mode; 6] = [
         name: "100%, collector down",
         flags: &["--trace-sample-ratio", "1"],
         export: Export::ClosedPort,
+    },
+    Mode {
+        name: "off (control)",
+        flags: &["--glass-measurements", "off"],
+        export: Export::None,
     },
 ];
 
@@ -373,6 +379,15 @@ fn print_table(runs: &[Vec<Run>]) {
         );
     }
     println!();
+    println!("per round (req/s, CPU µs/req), in run order within each round:");
+    for (mode, rs) in MODES.iter().zip(runs) {
+        let each: Vec<String> = rs
+            .iter()
+            .map(|r| format!("{:.0} {:.1}", r.rps, r.cpu_us))
+            .collect();
+        println!("  {:<24} {}", mode.name, each.join(" | "));
+    }
+    println!();
     println!(
         "req/s, p99 and CPU: medians over rounds; vs off: the median of each round's ratio to \
          that round's off run; ratios (rounds): the lowest and highest of those."
@@ -395,6 +410,7 @@ mod tests {
     fn the_first_mode_is_off_and_exporting_modes_have_no_limit() {
         assert_eq!(MODES[0].name, "off");
         assert!(MODES[0].flags.contains(&"off"));
-        assert_eq!(MODES.len(), 6);
+        assert_eq!(MODES.len(), 7);
+        assert_eq!(MODES[6].flags, MODES[0].flags, "the control repeats off");
     }
 }
