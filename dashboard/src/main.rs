@@ -181,6 +181,10 @@ enum BenchWorkload {
         /// Puts before each measured run (not measured).
         #[arg(long, default_value_t = 2000)]
         warmup: u64,
+        /// Only these modes (comma-separated; `off` always runs): off, histograms, records,
+        /// sample1, sample100, down, control. Fewer modes alternate more tightly.
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
         /// glassd binary (default: `glassd` next to this `glass`).
         #[arg(long)]
         glassd: Option<PathBuf>,
@@ -292,6 +296,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             val_size,
             warmup,
             glassd,
+            modes,
         } => {
             let opts = bench::overhead::Options {
                 glassd: glassd_path(glassd)?,
@@ -301,6 +306,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 val_size,
                 warmup,
                 progress: load.progress,
+                modes,
             };
             return bench::overhead::run(&opts).await;
         }

@@ -46,6 +46,14 @@ pub struct Options {
     /// warm up.
     pub warmup: u64,
     pub progress: bool,
+    /// `--modes`: the keys of the modes to run (empty: all). `off` always runs: the ratios
+    /// are to it.
+    pub modes: Vec<String>,
+}
+
+/// The keys `--modes` takes.
+pub fn mode_keys() -> Vec<&'static str> {
+    MODES.iter().map(|m| m.key).collect()
 }
 
 /// Where a mode's spans go.
@@ -57,6 +65,8 @@ enum Export {
 }
 
 struct Mode {
+    /// What `--modes` calls it.
+    key: &'static str,
     name: &'static str,
     flags: &'static [&'static str],
     export: Export,
@@ -64,36 +74,43 @@ struct Mode {
 
 const MODES: [Mode; 7] = [
     Mode {
+        key: "off",
         name: "off",
         flags: &["--glass-measurements", "off"],
         export: Export::None,
     },
     Mode {
+        key: "histograms",
         name: "histograms",
         flags: &["--glass-measurements", "histograms"],
         export: Export::None,
     },
     Mode {
+        key: "records",
         name: "records (sampling 0)",
         flags: &[],
         export: Export::None,
     },
     Mode {
+        key: "sample1",
         name: "sample 1%, collector",
         flags: &["--trace-sample-ratio", "0.01"],
         export: Export::Collector,
     },
     Mode {
+        key: "sample100",
         name: "sample 100%, collector",
         flags: &["--trace-sample-ratio", "1"],
         export: Export::Collector,
     },
     Mode {
+        key: "down",
         name: "100%, collector down",
         flags: &["--trace-sample-ratio", "1"],
         export: Export::ClosedPort,
     },
     Mode {
+        key: "control",
         name: "off (control)",
         flags: &["--glass-measurements", "off"],
         export: Export::None,
@@ -191,10 +208,22 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
     let collector = Collector::start().await?;
     // A port nothing listens on: bound, then closed.
     let closed = server::free_port()?;
+    for m in &opts.modes {
+        anyhow::ensure!(
+            MODES.iter().any(|x| x.key == m),
+            "unknown mode {m:?} (one of {})",
+            mode_keys().join(", ")
+        );
+    }
+    let chosen: Vec<usize> = (0..MODES.len())
+        .filter(|&i| {
+            i == 0 || opts.modes.is_empty() || opts.modes.iter().any(|m| m == MODES[i].key)
+        })
+        .collect();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); MODES.len()];
     for round in 0..rounds {
-        for k in 0..MODES.len() {
-            let i = (k + round) % MODES.len();
+        for k in 0..chosen.len() {
+            let i = chosen[(k + round) % chosen.len()];
             let mode = &MODES[i];
             let endpoint = match mode.export {
                 Export::None => None,
@@ -346,7 +375,7 @@ fn print_table(runs: &[Vec<Run>]) {
         "spans recv/run",
         "dropped/run"
     );
-    for (mode, rs) in MODES.iter().zip(runs) {
+    for (mode, rs) in MODES.iter().zip(runs).filter(|(_, rs)| !rs.is_empty()) {
         let ratios: Vec<f64> = rs
             .iter()
             .zip(off)
@@ -380,7 +409,7 @@ fn print_table(runs: &[Vec<Run>]) {
     }
     println!();
     println!("per round (req/s, CPU µs/req), in run order within each round:");
-    for (mode, rs) in MODES.iter().zip(runs) {
+    for (mode, rs) in MODES.iter().zip(runs).filter(|(_, rs)| !rs.is_empty()) {
         let each: Vec<String> = rs
             .iter()
             .map(|r| format!("{:.0} {:.1}", r.rps, r.cpu_us))
