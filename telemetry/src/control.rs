@@ -101,8 +101,6 @@ impl TraceControl {
         self.version.fetch_add(1, Ordering::Release);
     }
 
-    /// Changes with every [`set_otlp_endpoint`](Self::set_otlp_endpoint) and
-    /// [`set_otlp_protocol`](Self::set_otlp_protocol).
     /// The most requests exported per second, sampled and slow alike (0: no limit, what
     /// [`TraceControl::new`] starts with; glassd's flag defaults to 1000). The excess is
     /// counted (`trace_exports_throttled`, and their spans in `spans_dropped`), not exported.
@@ -114,6 +112,8 @@ impl TraceControl {
         self.max_exports_per_second.store(n, Ordering::Relaxed);
     }
 
+    /// Changes with every [`set_otlp_endpoint`](Self::set_otlp_endpoint) and
+    /// [`set_otlp_protocol`](Self::set_otlp_protocol).
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }

@@ -574,6 +574,9 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        // The task is gone (ended or aborted): nothing will take requests any more, so the
+        // tracer stops queueing them (and counting them as dropped), as with no endpoint.
+        self.tracer.set_state(OFF);
         let held: u64 = self.batch.iter().map(FinishedRequest::span_count).sum();
         self.tracer
             .metrics()
@@ -1012,6 +1015,12 @@ mod tests {
         while tracer.metrics().spans_dropped.get() < spans && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert_eq!(tracer.metrics().spans_dropped.get(), spans);
+        // With its exporter gone the tracer stops exporting: later sampled requests are
+        // neither queued nor counted as dropped.
+        assert!(!tracer.is_exporting());
+        let req = tracer.begin("m", Instant::now(), None);
+        assert!(tracer.finish(&req, 0).exported.is_none());
         assert_eq!(tracer.metrics().spans_dropped.get(), spans);
     }
 

@@ -133,7 +133,9 @@ pub struct HistogramSnapshot {
 
 impl HistogramSnapshot {
     /// The value at quantile `q` (0.0..=1.0): the upper bound of the bucket holding it, capped
-    /// at the maximum seen. 0 when empty.
+    /// at the maximum seen — but never below that bucket's lower bound: a snapshot taken
+    /// between a record's bucket increment and its `max` update must not report a new outlier
+    /// as the old maximum. 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
@@ -143,7 +145,7 @@ impl HistogramSnapshot {
         for (i, c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return upper_bound(i).min(self.max);
+                return upper_bound(i).min(self.max.max(lower_bound(i)));
             }
         }
         self.max
@@ -180,9 +182,8 @@ impl HistogramSnapshot {
     /// is below the top of `x`'s bucket, which is less than `x / 8` above `x`: only when
     /// `x <= v < x · 9/8`. Never counts a value above `v`.
     ///
-    /// Capped at [`HistogramSnapshot::count`]: a snapshot taken while another thread records
-    /// may see a bucket incremented before the total, and a cumulative count must not exceed
-    /// the total it is part of.
+    /// Never above [`HistogramSnapshot::count`], which is the sum of the buckets (the `min`
+    /// below is a defensive no-op).
     pub fn count_at_most(&self, v: u64) -> u64 {
         let in_buckets: u64 = self
             .counts
@@ -236,6 +237,19 @@ mod tests {
         }
         assert_eq!(s.quantile(1.0), 10_000_000);
         assert_eq!(s.max, 10_000_000);
+    }
+
+    #[test]
+    fn a_lagging_max_does_not_hide_a_new_outlier() {
+        let h = Histogram::new();
+        h.record(5_000);
+        let mut s = h.snapshot();
+        // As a snapshot taken between a 40 ms record's bucket increment and its max update.
+        s.counts[bucket_of(40_000_000)] += 1;
+        s.count += 1;
+        assert_eq!(s.max, 5_000);
+        assert!(s.quantile(1.0) >= lower_bound(bucket_of(40_000_000)));
+        assert!(s.quantile(1.0) <= 40_000_000 + 40_000_000 / 8);
     }
 
     #[test]

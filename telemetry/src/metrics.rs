@@ -196,15 +196,17 @@ impl Metrics {
         Self::default()
     }
 
-    /// Every histogram with its measurement, in [`names::ALL`] order.
     /// Turns every histogram's recording on or off (`--glass-measurements=off` measures what
-    /// the histograms cost; counters and gauges keep counting).
+    /// the histograms cost). Plain counters and gauges keep counting, but the counts that are
+    /// read from histograms stop with them: etcd's `etcd_mvcc_{put,range,delete}_total`, the
+    /// `etcd_debugging_mvcc_*_total` counters and every `*_duration_seconds` family.
     pub fn set_histograms_recording(&self, on: bool) {
         for (_, h) in self.histograms() {
             h.set_recording(on);
         }
     }
 
+    /// Every histogram with its measurement, in [`names::ALL`] order.
     pub fn histograms(&self) -> Vec<(&'static Measurement, &Histogram)> {
         names::ALL
             .iter()

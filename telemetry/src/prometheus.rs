@@ -91,9 +91,9 @@
 //!   2^k − 1 (the `glass_` boundaries of pages, bytes and counts).
 //!
 //! Counts are cumulative and monotone, `le="+Inf"` is `_count`, and `_sum` is the exact sum
-//! of the recorded values converted to the family's unit. (A snapshot taken while another
-//! thread records may see a bucket incremented before the total; bucket counts are capped at
-//! `_count`.)
+//! of the recorded values converted to the family's unit (`_count` is the sum of the buckets
+//! read, so the two always agree; `_sum` may already include a value whose bucket a
+//! concurrent snapshot missed).
 //!
 //! etcd's millisecond histograms observe *whole* milliseconds (it truncates
 //! `time.Since(start) / time.Millisecond` before observing); Glass observes the exact value, so

@@ -29,6 +29,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -318,7 +319,8 @@ impl RequestTrace {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds one layer (at most [`MAX_LAYERS`] are kept; later ones are counted, not kept).
+    /// Adds one layer (at most [`MAX_LAYERS`] are kept; later ones are dropped, so a trace of a
+    /// very large txn shows its first 256 layers).
     pub fn push(&self, layer: Layer) {
         let mut r = self.lock();
         if !r.taken && r.layers.len() < MAX_LAYERS {
@@ -412,7 +414,7 @@ fn record_layer(layer: impl FnOnce() -> Layer) {
         BUF.with(|b| {
             let mut b = b.borrow_mut();
             // The record keeps no more than this anyway: the buffer stays bounded too.
-            if b.len() - BASE.get() < MAX_LAYERS {
+            if b.len().saturating_sub(BASE.get()) < MAX_LAYERS {
                 b.push(layer());
             }
         });
@@ -484,6 +486,7 @@ pub fn enter(trace: Option<Arc<RequestTrace>>) -> Entered {
     Entered {
         prev: Some(prev),
         prev_base,
+        _thread: PhantomData,
     }
 }
 
@@ -492,6 +495,9 @@ pub fn enter(trace: Option<Arc<RequestTrace>>) -> Entered {
 pub struct Entered {
     prev: Option<Sink>,
     prev_base: usize,
+    /// Not `Send`: the guard restores this thread's sink and buffer base, so it must end on the
+    /// thread it began on.
+    _thread: PhantomData<*const ()>,
 }
 
 impl Drop for Entered {
@@ -513,6 +519,7 @@ pub fn collect() -> Collecting {
     Collecting {
         prev: Some(prev),
         prev_base,
+        _thread: PhantomData,
     }
 }
 
@@ -521,6 +528,8 @@ pub fn collect() -> Collecting {
 pub struct Collecting {
     prev: Option<Sink>,
     prev_base: usize,
+    /// Not `Send`, as [`Entered`].
+    _thread: PhantomData<*const ()>,
 }
 
 impl Collecting {
