@@ -386,8 +386,6 @@ fn healthy(rt: &tokio::runtime::Runtime) {
         }
     });
     let (code, doc) = doctor(&ep);
-    puts.stop(rt);
-    ranges.stop(rt);
     show("healthy", code, &doc);
     let bad: Vec<&Value> = doc["findings"]
         .as_array()
@@ -397,4 +395,49 @@ fn healthy(rt: &tokio::runtime::Runtime) {
         .collect();
     assert!(bad.is_empty(), "healthy: {bad:#?}");
     assert!(code == 0 || code == 1, "healthy: exit {code}: {doc:#}");
+    assert_eq!(doc["members"][0]["up"], true);
+    assert!(doc["members"][0]["snapshots"].as_u64().unwrap() >= 5);
+
+    // The human report: the verdict first, then the member and the findings.
+    let out = Command::new(GLASS)
+        .args(["doctor", "--endpoints", &ep, "--duration", "1s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("glass doctor: "), "{text}");
+    assert!(text.contains(&format!("compat ({ep}): up, ")), "{text}");
+    puts.stop(rt);
+    ranges.stop(rt);
+}
+
+/// Nothing answers: exit 3 with a message, whatever the output format.
+#[test]
+fn no_member_reachable_exits_3() {
+    // A port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(GLASS)
+        .args([
+            "doctor",
+            "--endpoints",
+            &format!("127.0.0.1:{port}"),
+            "--duration",
+            "1s",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no member could be reached"), "{err}");
+    assert!(out.stdout.is_empty());
+    // A malformed endpoint is not a verdict either.
+    let out = Command::new(GLASS)
+        .args(["doctor", "--endpoints", "https://x:1", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
 }
