@@ -243,6 +243,9 @@ fn doctor_names_each_bottleneck_on_a_real_member() {
     if wanted("cpu") {
         cpu_saturation(&rt);
     }
+    if wanted("down") {
+        member_goes_down();
+    }
     eprintln!("doctor scenarios took {:?}", started.elapsed());
 }
 
@@ -408,6 +411,39 @@ fn healthy(rt: &tokio::runtime::Runtime) {
     assert!(text.contains(&format!("compat ({ep}): up, ")), "{text}");
     puts.stop(rt);
     ranges.stop(rt);
+}
+
+/// A member killed while it is sampled is reported down (a bottleneck), not a crash.
+fn member_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let ep = m.endpoint();
+    let child = Command::new(GLASS)
+        .args([
+            "doctor",
+            "--endpoints",
+            &ep,
+            "--duration",
+            "3s",
+            "--interval",
+            "500ms",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    m.kill();
+    let out = child.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    show("member down", out.status.code().unwrap_or(-1), &doc);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(doc["members"][0]["up"], false);
+    assert!(doc["members"][0]["snapshots"].as_u64().unwrap() >= 1);
+    assert_eq!(doc["findings"][0]["rule"], "member-down");
 }
 
 /// Nothing answers: exit 3 with a message, whatever the output format.
