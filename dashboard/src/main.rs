@@ -8,14 +8,17 @@
 //!   Glass's own measurements cost.
 //! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
 //!   settings, changed without a restart ([`flags`]).
+//! - `glass doctor [--duration 10s] [--interval 1s] [--json]`: samples every member, runs the
+//!   rules and prints the verdict; exit 0 healthy, 1 warnings, 2 a bottleneck, 3 unreachable
+//!   ([`doctor`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
 //! `bench/compare.rs` (the side-by-side run), `bench/overhead.rs` (measurement modes and an
-//! in-process OTLP collector); `flags.rs` (GetFlags/SetFlag, table and JSON).
+//! in-process OTLP collector); `flags.rs` (GetFlags/SetFlag, table and JSON);
+//! `doctor/mod.rs` (sampling and the report), `doctor/rules.rs` (the rules, pure functions).
 
 mod bench;
-#[allow(dead_code)] // SKELETON until issue 5 lands the doctor and the dashboard.
 mod doctor;
 mod flags;
 
@@ -38,6 +41,57 @@ enum Command {
     Bench(BenchCmd),
     /// A running member's settings: read them all, or change a runtime one without a restart.
     Flags(FlagsCmd),
+    /// Samples every member for a while and names the bottleneck, with its evidence and what
+    /// to do; exit 0 healthy, 1 warnings, 2 a bottleneck found, 3 no member reachable.
+    Doctor(DoctorCmd),
+}
+
+#[derive(Args)]
+struct DoctorCmd {
+    /// gRPC endpoints, comma-separated `host:port` or `http://host:port`; the cluster's
+    /// members are found through the first that answers.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// How long to sample (`10s`, `500ms`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: std::time::Duration,
+    /// The diagnostics snapshot interval (at least 100ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `1m30s`, `10s`, `500ms`: whole numbers with h, m, s or ms units.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?} (use e.g. 10s, 500ms, 1m)");
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = std::time::Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(1),
+            "s" => std::time::Duration::from_secs(1),
+            "m" => std::time::Duration::from_secs(60),
+            "h" => std::time::Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
 }
 
 #[derive(Args)]
@@ -216,7 +270,7 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("glass: {e:#}");
             ExitCode::FAILURE
@@ -224,20 +278,37 @@ fn main() -> ExitCode {
     }
 }
 
-async fn execute(cli: Cli) -> anyhow::Result<()> {
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let BenchCmd { global, workload } = match cli.command {
         Command::Bench(b) => b,
         Command::Flags(FlagsCmd { endpoints, action }) => {
-            return match action {
+            match action {
                 FlagsAction::Get { name, write_out } => {
-                    flags::get(&endpoints, name.as_deref(), write_out).await
+                    flags::get(&endpoints, name.as_deref(), write_out).await?
                 }
                 FlagsAction::Set {
                     name,
                     value,
                     persist,
-                } => flags::set(&endpoints, &name, &value, persist).await,
+                } => flags::set(&endpoints, &name, &value, persist).await?,
             };
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor(d) => {
+            let opts = doctor::Options {
+                endpoints: d.endpoints,
+                duration: d.duration,
+                interval: d.interval.max(std::time::Duration::from_millis(100)),
+                json: d.json,
+            };
+            // Every failure of the doctor is "could not judge": 3, never a verdict's 1.
+            return Ok(ExitCode::from(match doctor::run(&opts).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("glass doctor: {e:#}");
+                    doctor::EXIT_UNREACHABLE
+                }
+            }));
         }
     };
     let progress = !global.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -288,7 +359,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 rate: load.rate,
                 progress: load.progress,
             };
-            return bench::compare::run(&opts).await;
+            bench::compare::run(&opts).await?;
+            return Ok(ExitCode::SUCCESS);
         }
         BenchWorkload::Overhead {
             rounds,
@@ -308,12 +380,13 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 progress: load.progress,
                 modes,
             };
-            return bench::overhead::run(&opts).await;
+            bench::overhead::run(&opts).await?;
+            return Ok(ExitCode::SUCCESS);
         }
     };
     let report = bench::run(&load, workload).await?;
     print!("{report}");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--glassd`, else `glassd` next to this `glass`.
@@ -323,5 +396,21 @@ fn glassd_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         None => Ok(std::env::current_exe()
             .context("locating the glass binary")?
             .with_file_name("glassd")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1x").is_err());
     }
 }

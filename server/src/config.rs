@@ -297,7 +297,14 @@ pub struct Config {
     pub sources: BTreeMap<&'static str, Source>,
     /// Things etcd would warn about, and settings accepted but ignored; `main` prints them.
     pub warnings: Vec<String>,
+    /// TEST-ONLY: `GLASS_TEST_FSYNC_DELAY` (a Go duration): every WAL and snapshot file
+    /// fdatasync lasts this much longer (a slow disk for `glass doctor`'s scenarios). Not a
+    /// flag, not in `--help`; a warning says when it is set.
+    pub test_fsync_delay: Option<Duration>,
 }
+
+/// The environment variable behind [`Config::test_fsync_delay`].
+pub const TEST_FSYNC_DELAY_ENV: &str = "GLASS_TEST_FSYNC_DELAY";
 
 fn localhost(port: u16) -> Vec<Url> {
     vec![Url {
@@ -343,6 +350,7 @@ impl Default for Config {
             glass_measurements: Measurements::All,
             sources: BTreeMap::new(),
             warnings: Vec::new(),
+            test_fsync_delay: None,
         }
     }
 }
@@ -377,22 +385,36 @@ impl Config {
                 b.apply_named("config-file", &v, &Origin::env(&var))?;
             }
         }
-        match b.cfg.config_file.clone() {
+        let mut cfg = match b.cfg.config_file.clone() {
             Some(path) => {
                 b.ignore_flags_and_env(&flags, &env)?;
                 for entry in file::read(&path)? {
                     b.apply_file(&path, &entry.key, &entry.value)?;
                 }
-                b.finish(true)
+                b.finish(true)?
             }
             None => {
                 for f in flags.iter().filter(|f| f.name != "config-file") {
                     b.apply_named(&f.name, &f.value, &Origin::flag(&f.origin))?;
                 }
                 b.apply_env(&flags, &env)?;
-                b.finish(false)
+                b.finish(false)?
+            }
+        };
+        if let Some(v) = env(TEST_FSYNC_DELAY_ENV).filter(|v| !v.is_empty()) {
+            match value::parse_duration(&v) {
+                Ok(d) => {
+                    cfg.test_fsync_delay = Some(d);
+                    cfg.warnings.push(format!(
+                        "{TEST_FSYNC_DELAY_ENV}={v}: TEST-ONLY, every WAL fdatasync is slowed down by {d:?}"
+                    ));
+                }
+                Err(e) => cfg
+                    .warnings
+                    .push(format!("{TEST_FSYNC_DELAY_ENV} ignored: {e}")),
             }
         }
+        Ok(cfg)
     }
 
     /// Every setting, in `--help` order, with its value and where it came from.

@@ -29,9 +29,10 @@ pub struct Process {
     /// Entries of `/proc/self/fd`, counted as Prometheus's `process_open_fds` counts them (the
     /// descriptor opened to list the directory is among them).
     pub open_fds: u64,
-    /// Since the process started.
+    /// Summed over the process's live threads (`/proc/self/task/*/status`; the process's own
+    /// status counts only its main thread), since each started.
     pub voluntary_ctxt_switches: u64,
-    /// Since the process started.
+    /// As `voluntary_ctxt_switches`: preemptions, the sign of threads waiting for a CPU.
     pub nonvoluntary_ctxt_switches: u64,
     pub uptime_seconds: f64,
 }
@@ -98,7 +99,26 @@ pub(crate) fn read_process(
         p.voluntary_ctxt_switches = st.voluntary;
         p.nonvoluntary_ctxt_switches = st.nonvoluntary;
     }
+    if let Some((voluntary, nonvoluntary)) = thread_ctxt_switches(root) {
+        p.voluntary_ctxt_switches = voluntary;
+        p.nonvoluntary_ctxt_switches = nonvoluntary;
+    }
     (p, counters)
+}
+
+/// Context switches summed over `/proc/self/task/*/status` (voluntary, nonvoluntary); `None`
+/// when the task directory cannot be listed. A thread that exits takes its counts with it.
+fn thread_ctxt_switches(root: &Path) -> Option<(u64, u64)> {
+    let dir = std::fs::read_dir(root.join("proc/self/task")).ok()?;
+    let mut sum = (0u64, 0u64);
+    for entry in dir.flatten() {
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("status")) {
+            let st = parse_status(&text);
+            sum.0 = sum.0.saturating_add(st.voluntary);
+            sum.1 = sum.1.saturating_add(st.nonvoluntary);
+        }
+    }
+    Some(sum)
 }
 
 /// `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so the fields are counted
@@ -211,6 +231,32 @@ mod tests {
                 nonvoluntary: 0
             }
         );
+    }
+
+    #[test]
+    fn context_switches_are_summed_over_threads() {
+        let root = tempfile::tempdir().unwrap();
+        let status = |v: u64, n: u64| {
+            format!(
+                "Name:\tglassd\nvoluntary_ctxt_switches:\t{v}\nnonvoluntary_ctxt_switches:\t{n}\n"
+            )
+        };
+        let self_dir = root.path().join("proc/self");
+        std::fs::create_dir_all(&self_dir).unwrap();
+        std::fs::write(self_dir.join("status"), status(1, 2)).unwrap();
+        for (tid, v, n) in [("100", 1, 2), ("101", 30, 40), ("102", 500, 600)] {
+            let d = self_dir.join("task").join(tid);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("status"), status(v, n)).unwrap();
+        }
+        let (p, _) = read_process(root.path(), 100.0, None, None);
+        assert_eq!(
+            (p.voluntary_ctxt_switches, p.nonvoluntary_ctxt_switches),
+            (531, 642)
+        );
+        // This process: its threads' sum is at least its main thread's.
+        let (p, _) = read_process(Path::new("/"), 100.0, None, None);
+        assert!(p.voluntary_ctxt_switches > 0);
     }
 
     #[test]

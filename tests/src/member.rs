@@ -103,6 +103,8 @@ pub struct Member {
     dir: PathBuf,
     ports: Ports,
     extra_args: Vec<String>,
+    /// Environment variables set for the process (on every start).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     identity: Identity,
 }
@@ -119,12 +121,27 @@ impl Member {
     /// `dir/stdout.log` and `dir/stderr.log`) with etcd's flags plus `extra_args`, and waits
     /// until it has a leader. Panics, with the server's output, when it does not come up.
     pub fn start(kind: Kind, dir: &Path, extra_args: &[&str]) -> Member {
+        Member::start_with_env(kind, dir, extra_args, &[])
+    }
+
+    /// [`Member::start`] with environment variables set for the process (glassd's test-only
+    /// hooks, such as `GLASS_TEST_FSYNC_DELAY`).
+    pub fn start_with_env(
+        kind: Kind,
+        dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Member {
         fs::create_dir_all(dir).expect("create the member dir");
         let mut member = Member {
             kind,
             dir: dir.to_path_buf(),
             ports: Ports::pick(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             identity: Identity::default(),
         };
@@ -287,6 +304,7 @@ impl Member {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .spawn()
             .map_err(|e| StartFailure::Other(format!("cannot run {}: {e}", program.display())))?;

@@ -82,6 +82,9 @@ pub struct ServerConfig {
     pub batch_limit: usize,
     pub batch_interval: Duration,
     pub freelist_type: FreelistType,
+    /// TEST-ONLY ([`Config::test_fsync_delay`]): WAL and snapshot fdatasyncs last this much
+    /// longer.
+    pub test_fsync_delay: Option<Duration>,
     pub metrics: Arc<Metrics>,
     /// Per-request traces: sampling, slow requests, the export queue (its [`TraceControl`]
     /// holds the settings that change while running).
@@ -147,6 +150,7 @@ impl ServerConfig {
             batch_limit: cfg.batch_limit(),
             batch_interval: cfg.batch_interval(),
             freelist_type: cfg.backend_freelist_type,
+            test_fsync_delay: cfg.test_fsync_delay,
             metrics,
             tracer,
         })
@@ -273,6 +277,9 @@ impl EtcdServer {
         let mut storage = StorageOptions::new(&member_dir);
         if let Some(w) = &cfg.wal_dir {
             storage.wal_dir = w.clone();
+        }
+        if let Some(d) = cfg.test_fsync_delay {
+            storage.fs = Arc::new(crate::storage::wal::SlowSyncFs::new(storage.fs.clone(), d));
         }
         let wal_dir = storage.wal_dir.clone();
         let rcfg = RaftNodeConfig {

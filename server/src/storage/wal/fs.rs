@@ -7,6 +7,9 @@
 //!   synced; the file system can be told to fail at the Nth write or sync (a crash), and
 //!   [`MemFs::crash_image`] gives what a power cut would leave: synced bytes only, or the
 //!   unsynced writes too with the last one torn.
+//! - [`SlowSyncFs`]: TEST-ONLY. Another file system whose every file `sync` takes at least a
+//!   given delay longer (glassd wraps [`OsFs`] in it when `GLASS_TEST_FSYNC_DELAY` is set), so
+//!   that a slow disk can be had on a machine that has none (`glass doctor`'s scenarios).
 //!
 //! Directory changes (create, rename, remove) are durable at once in [`MemFs`]; the WAL still
 //! syncs directories where etcd does.
@@ -54,6 +57,85 @@ pub trait WalFs: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// fsync of a directory, making renames and new names in it durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A slow disk, for tests
+
+/// TEST-ONLY: `inner` with every file sync (fdatasync) followed by a sleep of `delay`, as a
+/// slow device would make it last. Directory syncs are left alone. Nothing wraps a file system
+/// in it unless asked (glassd: `GLASS_TEST_FSYNC_DELAY`), so it costs nothing otherwise.
+#[derive(Debug, Clone)]
+pub struct SlowSyncFs {
+    inner: Arc<dyn WalFs>,
+    delay: std::time::Duration,
+}
+
+impl SlowSyncFs {
+    pub fn new(inner: Arc<dyn WalFs>, delay: std::time::Duration) -> Self {
+        SlowSyncFs { inner, delay }
+    }
+}
+
+#[derive(Debug)]
+struct SlowSyncFile {
+    inner: Box<dyn WalFile>,
+    delay: std::time::Duration,
+}
+
+impl WalFs for SlowSyncFs {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn WalFile>> {
+        let inner = self.inner.open(path, create)?;
+        Ok(Box::new(SlowSyncFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.read_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.remove_dir_all(dir)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+impl WalFile for SlowSyncFile {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.inner.read_all()
+    }
+    fn write_all_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
+        self.inner.write_all_at(buf, off)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        let r = self.inner.sync();
+        // The thread that syncs waits, as it would on a slow device.
+        std::thread::sleep(self.delay);
+        r
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.preallocate(len)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,6 +677,20 @@ mod tests {
         let dir = PathBuf::from("/d");
         fs.create_dir_all(&dir).unwrap();
         (fs, dir)
+    }
+
+    #[test]
+    fn slow_sync_fs_delays_file_syncs_only() {
+        let (fs, dir) = mem();
+        let delay = std::time::Duration::from_millis(30);
+        let slow = SlowSyncFs::new(Arc::new(fs.clone()), delay);
+        let p = dir.join("a");
+        let mut f = slow.open(&p, true).unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        let t = std::time::Instant::now();
+        f.sync().unwrap();
+        assert!(t.elapsed() >= delay);
+        assert_eq!(fs.contents(&p).unwrap(), b"x");
     }
 
     #[test]

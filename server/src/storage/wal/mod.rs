@@ -29,7 +29,7 @@ mod record;
 mod tests;
 
 pub use error::{Result, WalError};
-pub use fs::{Crash, MemFs, OsFs, WalFile, WalFs};
+pub use fs::{Crash, MemFs, OsFs, SlowSyncFs, WalFile, WalFs};
 pub use log::{
     parse_segment_name, segment_name, Entry, EntryRef, Options, Recovered, Wal, SEGMENT_SIZE_BYTES,
 };
