@@ -5,15 +5,18 @@
 //!   started by the command, with the ratios.
 //! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
 //!   settings, changed without a restart ([`flags`]).
+//! - `glass top --endpoints URL[,URL…]`: the live dashboard ([`top`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
-//! `bench/compare.rs` (the side-by-side run); `flags.rs` (GetFlags/SetFlag, table and JSON).
+//! `bench/compare.rs` (the side-by-side run); `flags.rs` (GetFlags/SetFlag, table and JSON);
+//! `top/` (the dashboard: state, collector, views).
 
 mod bench;
 #[allow(dead_code)] // SKELETON until issue 5 lands the doctor and the dashboard.
 mod doctor;
 mod flags;
+mod top;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,19 @@ enum Command {
     Bench(BenchCmd),
     /// A running member's settings: read them all, or change a runtime one without a restart.
     Flags(FlagsCmd),
+    /// The live dashboard: members, layers, host, slow requests, flags, diagnosis.
+    Top(TopCmd),
+}
+
+#[derive(Args)]
+struct TopCmd {
+    /// gRPC endpoints, comma-separated `host:port` or `http://host:port`: one is enough, the
+    /// other members are found through MemberList.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// How often the members send a snapshot (`500ms`, `1s`, ...).
+    #[arg(long, default_value = "1s", value_parser = top::parse_interval)]
+    interval: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -198,6 +214,17 @@ fn main() -> ExitCode {
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     let BenchCmd { global, workload } = match cli.command {
         Command::Bench(b) => b,
+        Command::Top(TopCmd {
+            endpoints,
+            interval,
+        }) => {
+            return top::run(top::Options {
+                endpoints,
+                interval,
+                note: None,
+            })
+            .await;
+        }
         Command::Flags(FlagsCmd { endpoints, action }) => {
             return match action {
                 FlagsAction::Get { name, write_out } => {
