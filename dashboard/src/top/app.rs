@@ -284,15 +284,18 @@ impl App {
         self.filter.is_empty() || s.to_lowercase().contains(&self.filter.to_lowercase())
     }
 
-    /// The latest snapshot's measurements that pass the filter, in the member's order.
+    /// The latest snapshot's measurements that pass the filter: the whole request
+    /// (`api.unary`) first, then the member's order (layer by layer).
     pub fn layer_rows<'a>(&self, m: &'a Member) -> Vec<&'a str> {
-        m.latest().map_or_else(Vec::new, |s| {
+        let mut rows: Vec<&str> = m.latest().map_or_else(Vec::new, |s| {
             s.layers
                 .iter()
                 .map(|l| l.name.as_str())
                 .filter(|n| self.matches(n))
                 .collect()
-        })
+        });
+        rows.sort_by_key(|n| *n != "api.unary");
+        rows
     }
 
     pub fn slow_rows<'a>(&self, m: &'a Member) -> Vec<&'a SlowRequest> {
