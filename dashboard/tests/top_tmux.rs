@@ -2,8 +2,9 @@
 //! put` load, and `glass top` in a detached tmux session (a private tmux server, killed on
 //! drop) read with `capture-pane`. The screen must show non-zero rates and latencies, every view
 //! must open with its title, editing backend-batch-interval in the Flags view must change it on
-//! the member (read back through `glass flags get`), and `q` must exit 0 with the terminal
-//! restored (the pane off the alternate screen).
+//! the member (read back through `glass flags get`), a killed member must show as down and come
+//! back up after its restart, and `q` must exit 0 with the terminal restored (the pane off the
+//! alternate screen).
 //!
 //! Skipped, with a message, when tmux is not installed (`.ci/run` installs it).
 
@@ -124,7 +125,7 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let mut m = Member::start(Kind::Glassd, dir.path(), &[]);
     let ep = m.endpoint();
     let _load = Load(
         Command::new(GLASS)
@@ -229,6 +230,15 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
     );
     assert!(ok, "{err}");
     assert!(out.contains(r#""value":"250ms""#), "{out}");
+
+    // A member that dies is shown down, and followed again when it is back (backoff <= 8 s).
+    tmux.keys(&["1"]);
+    m.kill();
+    tmux.wait_for("the member shown down", |s| s.contains("● down"));
+    m.restart();
+    tmux.wait_for("the member back up", |s| {
+        s.contains("● up") && s.contains("1/1 up") && s.contains("leader")
+    });
 
     tmux.keys(&["q"]);
     let s = tmux.wait_for("glass top to exit", |s| s.contains("top exited"));

@@ -318,6 +318,8 @@ impl App {
         }
         self.view = v;
         self.row = 0;
+        // The last SetFlag's outcome belongs to the Flags view.
+        self.message = None;
         self.filter.clear();
         self.filtering = false;
         self.on_enter()

@@ -39,7 +39,21 @@ async fn channel(url: &str) -> Result<Channel, String> {
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))
+        .map_err(|e| format!("cannot connect to {url}: {}", chain(&e)))
+}
+
+/// An error with its sources ("transport error: tcp connect error: Connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.ends_with(&t) {
+            s = format!("{s}: {t}");
+        }
+        cur = c.source();
+    }
+    s
 }
 
 fn status(s: tonic::Status) -> String {

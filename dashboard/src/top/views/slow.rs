@@ -88,7 +88,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn render_waterfall(r: &SlowRequest, f: &mut Frame, area: Rect) {
-    let name_w = 24usize;
+    let name_w = 26usize;
     let dur_w = 10usize;
     let bar_w = usize::from(area.width.saturating_sub(2)).saturating_sub(name_w + dur_w + 2);
     let mut lines = vec![Line::from(vec![
@@ -104,7 +104,7 @@ fn render_waterfall(r: &SlowRequest, f: &mut Frame, area: Rect) {
     ])];
     for l in &r.layers {
         lines.push(Line::from(vec![
-            Span::raw(format!(" {:<w$}", l.layer, w = name_w - 1)),
+            Span::raw(format!(" {:<w$.w$}", l.layer, w = name_w - 1)),
             Span::raw(format!("{:>w$} ", ns(l.duration_ns), w = dur_w)),
             Span::styled(
                 bar(l.start_offset_ns, l.duration_ns, r.duration_ns, bar_w),
