@@ -6,6 +6,7 @@
 //! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
 //!   settings, changed without a restart ([`flags`]).
 //! - `glass top --endpoints URL[,URL…]`: the live dashboard ([`top`]).
+//! - `glass demo`: a local glassd under a light load, with `glass top` on it ([`demo`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
@@ -13,6 +14,7 @@
 //! `top/` (the dashboard: state, collector, views).
 
 mod bench;
+mod demo;
 #[allow(dead_code)] // SKELETON until issue 5 lands the doctor and the dashboard.
 mod doctor;
 mod flags;
@@ -39,6 +41,22 @@ enum Command {
     Flags(FlagsCmd),
     /// The live dashboard: members, layers, host, slow requests, flags, diagnosis.
     Top(TopCmd),
+    /// Starts a local glassd with a light synthetic load and opens `glass top` on it; quitting
+    /// stops everything.
+    Demo(DemoCmd),
+}
+
+#[derive(Args)]
+struct DemoCmd {
+    /// glassd binary (default: `glassd` next to this `glass`).
+    #[arg(long)]
+    glassd: Option<PathBuf>,
+    /// Puts per second (linearizable ranges run at a quarter of it).
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// How often the member sends a snapshot.
+    #[arg(long, default_value = "1s", value_parser = top::parse_interval)]
+    interval: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -214,6 +232,24 @@ fn main() -> ExitCode {
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     let BenchCmd { global, workload } = match cli.command {
         Command::Bench(b) => b,
+        Command::Demo(DemoCmd {
+            glassd,
+            rate,
+            interval,
+        }) => {
+            let glassd = match glassd {
+                Some(p) => p,
+                None => std::env::current_exe()
+                    .context("locating the glass binary")?
+                    .with_file_name("glassd"),
+            };
+            return demo::run(demo::Options {
+                glassd,
+                interval,
+                rate,
+            })
+            .await;
+        }
         Command::Top(TopCmd {
             endpoints,
             interval,

@@ -25,8 +25,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let socket = format!("glass-top-test-{}", std::process::id());
+    fn start(tag: &str, cmd: &str) -> Tmux {
+        let socket = format!("glass-top-test-{}-{tag}", std::process::id());
         let t = Tmux { socket };
         let out = t.run(&[
             "new-session",
@@ -151,7 +151,7 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
             .unwrap(),
     );
     // The shell line prints glass's exit status when it ends, then keeps the pane open.
-    let tmux = Tmux::start(&format!(
+    let tmux = Tmux::start("top", &format!(
         "TERM=xterm-256color {GLASS} top --endpoints {ep} --interval 500ms; echo \"top exited $?\"; sleep 60"
     ));
 
@@ -250,4 +250,76 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
         "still on the alternate screen"
     );
     eprintln!("tmux test took {:?}", started.elapsed());
+}
+
+/// True when `pid` is gone (or a zombie nobody reaped yet: it no longer runs).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// The number after `label` in the screen ("glassd pid 1234").
+fn number_after(screen: &str, label: &str) -> Option<u32> {
+    let rest = screen.split(label).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .find(|t| !t.is_empty())?
+        .parse()
+        .ok()
+}
+
+fn start_demo(tag: &str) -> (Tmux, u32, u32) {
+    let glassd = glass_tests::glassd_bin();
+    let tmux = Tmux::start(
+        tag,
+        &format!(
+            "TERM=xterm-256color {GLASS} demo --glassd {} --interval 500ms; echo \"demo exited $?\"; sleep 60",
+            glassd.display()
+        ),
+    );
+    let s = tmux.wait_for("the demo's member under load", |s| {
+        s.contains("demo: glassd pid") && rate_and_p99(s).is_some_and(|(r, _)| r > 0.0)
+    });
+    let glassd_pid = number_after(&s, "glassd pid").unwrap();
+    let glass_pid = number_after(&s, "glass pid").unwrap();
+    assert!(!dead(glassd_pid) && !dead(glass_pid), "{s}");
+    (tmux, glass_pid, glassd_pid)
+}
+
+/// `glass demo` starts a member with load and top on it; `q` stops everything, and a SIGKILLed
+/// glass takes its glassd with it.
+#[test]
+fn demo_leaves_no_process_behind() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let (tmux, glass_pid, glassd_pid) = start_demo("demo-q");
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the demo to exit", |s| s.contains("demo exited"));
+    assert!(s.contains("demo exited 0"), "{s}");
+    assert!(dead(glassd_pid), "glassd {glassd_pid} outlived the demo");
+    assert!(dead(glass_pid));
+    drop(tmux);
+
+    let (tmux, glass_pid, glassd_pid) = start_demo("demo-kill");
+    let out = Command::new("kill")
+        .args(["-KILL", &glass_pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !dead(glassd_pid) {
+        assert!(
+            Instant::now() < until,
+            "glassd {glassd_pid} outlived a SIGKILLed glass"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(tmux);
 }

@@ -91,7 +91,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Length(5),
     ]);
     if wide {
-        widths.extend([Constraint::Length(14), Constraint::Length(16)]);
+        widths.extend([Constraint::Length(14), Constraint::Length(18)]);
     }
     widths.extend([Constraint::Length(7), Constraint::Length(8)]);
     let table = Table::new(rows, widths)
