@@ -323,3 +323,82 @@ fn demo_leaves_no_process_behind() {
     }
     drop(tmux);
 }
+
+/// The children of `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A panic and a SIGTERM both leave the terminal restored (off the alternate screen, the
+/// cursor shown, raw mode off: the shell's `echo` prints normally after it).
+#[test]
+fn panic_and_sigterm_restore_the_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let ep = m.endpoint();
+
+    let tmux = Tmux::start(
+        "panic",
+        &format!(
+            "GLASS_TOP_TEST_PANIC=1 TERM=xterm-256color {GLASS} top --endpoints {ep} --interval 500ms; echo \"top exited $?\"; sleep 60"
+        ),
+    );
+    let s = tmux.wait_for("glass top to panic", |s| s.contains("top exited"));
+    assert!(s.contains("top exited 101"), "{s}");
+    assert!(
+        s.contains("GLASS_TOP_TEST_PANIC is set"),
+        "the panic message is shown: {s}"
+    );
+    let alt = tmux.run(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "{s}");
+    drop(tmux);
+
+    let tmux = Tmux::start(
+        "term",
+        &format!(
+            "TERM=xterm-256color {GLASS} top --endpoints {ep} --interval 500ms; echo \"top exited $?\"; sleep 60"
+        ),
+    );
+    tmux.wait_for("the Overview", |s| s.contains("Members (1)"));
+    let shell: u32 = String::from_utf8_lossy(
+        &tmux
+            .run(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let glass = children(shell);
+    assert_eq!(glass.len(), 1, "{glass:?}");
+    let out = Command::new("kill")
+        .args(["-TERM", &glass[0].to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let s = tmux.wait_for("glass top to exit on SIGTERM", |s| s.contains("top exited"));
+    assert!(s.contains("top exited 0"), "{s}");
+    let alt = tmux.run(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0", "{s}");
+}

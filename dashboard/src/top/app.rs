@@ -13,6 +13,8 @@ use crate::doctor::rules::{self, MemberSamples, Verdict};
 
 /// How much history each member keeps: the sparklines span it, the doctor reads it.
 pub const HISTORY_MS: i64 = 10 * 60 * 1000;
+/// What the Diagnosis view gives the doctor: the recent past, as `glass doctor` samples it.
+pub const DIAGNOSIS_MS: i64 = 2 * 60 * 1000;
 /// A bound on the history whatever the interval (10 minutes at 250 ms).
 const HISTORY_MAX: usize = 2400;
 /// Flag changes kept for the Flags view.
@@ -154,6 +156,10 @@ pub struct App {
     pub note: Option<String>,
     /// The doctor's last verdict ([`App::refresh_verdict`]).
     pub verdict: Verdict,
+    /// Snapshots applied so far, and when the verdict was last computed: the doctor runs
+    /// again only when something new arrived.
+    snapshots: u64,
+    verdict_at: Option<u64>,
     /// The terminal's width at the last frame: the tab bar is compact below [`WIDE_TABS`], and
     /// mouse clicks are mapped with the labels drawn.
     pub width: u16,
@@ -176,6 +182,8 @@ impl App {
             interval_ms,
             note: None,
             verdict: rules::diagnose(&[]),
+            snapshots: 0,
+            verdict_at: None,
             width: u16::MAX,
         }
     }
@@ -200,6 +208,7 @@ impl App {
             }
             Update::DiscoveryError(e) => self.discovery_error = Some(e),
             Update::Snapshot(id, snap) => {
+                self.snapshots += 1;
                 let m = self.members.entry(id).or_default();
                 m.up = true;
                 m.error = None;
@@ -240,9 +249,14 @@ impl App {
         }
     }
 
-    /// Runs the doctor over the members' histories (pure, but not free: the event loop calls it
-    /// when a snapshot arrived and the Diagnosis view is open).
+    /// Runs the doctor over the members' last [`DIAGNOSIS_MS`] of history, when snapshots
+    /// arrived since it last ran (pure, but not free: the event loop calls it while the
+    /// Diagnosis view is open).
     pub fn refresh_verdict(&mut self) {
+        if self.verdict_at == Some(self.snapshots) {
+            return;
+        }
+        self.verdict_at = Some(self.snapshots);
         let samples: Vec<MemberSamples> = self
             .members
             .iter()
@@ -254,7 +268,14 @@ impl App {
                     .as_ref()
                     .map(|i| i.endpoint.clone())
                     .unwrap_or_default(),
-                snapshots: m.history.iter().cloned().collect(),
+                snapshots: {
+                    let newest = m.latest().map_or(0, |s| s.unix_ms);
+                    m.history
+                        .iter()
+                        .filter(|s| newest - s.unix_ms <= DIAGNOSIS_MS)
+                        .cloned()
+                        .collect()
+                },
                 slow_requests: m.slow.clone(),
                 up: m.up,
             })

@@ -108,6 +108,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut input = spawn_input(stop);
     // Redraws now and then so a quiet cluster's screen still moves (and a resize is picked up).
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A test hook: the tmux test checks that a panic leaves the terminal restored.
+    let panic_for_test = std::env::var_os("GLASS_TOP_TEST_PANIC").is_some();
     loop {
         term.terminal
             .draw(|f| {
@@ -115,6 +117,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 views::render(&app, f)
             })
             .context("drawing")?;
+        if panic_for_test && !app.members.is_empty() {
+            panic!("GLASS_TOP_TEST_PANIC is set");
+        }
         let action = tokio::select! {
             u = updates.recv() => {
                 let Some(u) = u else { break };

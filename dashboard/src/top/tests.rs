@@ -356,6 +356,17 @@ fn overview_of_the_down_member() {
 }
 
 #[test]
+fn waiting_for_members() {
+    let mut app = App::new(vec!["10.0.0.1:2379".into()], 500);
+    app.apply(Update::DiscoveryError(
+        "cannot connect to http://10.0.0.1:2379: transport error: Connection refused".into(),
+    ));
+    insta::assert_snapshot!(render(&app, 100, 30).backend());
+    app.view = View::Layers;
+    insta::assert_snapshot!("waiting_layers", render(&app, 60, 20).backend());
+}
+
+#[test]
 fn too_small() {
     insta::assert_snapshot!(render(&fixture(), 40, 10).backend());
 }
