@@ -160,6 +160,8 @@ pub struct App {
     /// again only when something new arrived.
     snapshots: u64,
     verdict_at: Option<u64>,
+    /// The member whose flags were last asked for.
+    flags_asked: Option<u64>,
     /// The terminal's width at the last frame: the tab bar is compact below [`WIDE_TABS`], and
     /// mouse clicks are mapped with the labels drawn.
     pub width: u16,
@@ -184,6 +186,7 @@ impl App {
             verdict: rules::diagnose(&[]),
             snapshots: 0,
             verdict_at: None,
+            flags_asked: None,
             width: u16::MAX,
         }
     }
@@ -347,11 +350,23 @@ impl App {
     }
 
     /// The Flags view reads the member's flags each time it is opened or its member changes.
-    fn on_enter(&self) -> Option<Action> {
+    fn on_enter(&mut self) -> Option<Action> {
         match (self.view, self.selected()) {
-            (View::Flags, Some((id, _))) => Some(Action::FetchFlags(id)),
+            (View::Flags, Some((id, _))) => {
+                self.flags_asked = Some(id);
+                Some(Action::FetchFlags(id))
+            }
             _ => None,
         }
+    }
+
+    /// The Flags view opened before its member was known (or before it answered): asks once
+    /// for the member's flags when the view shows a member whose flags were never read.
+    pub fn pending_fetch(&mut self) -> Option<Action> {
+        let (id, m) = self.selected()?;
+        (self.view == View::Flags && m.flags.is_none() && self.flags_asked != Some(id))
+            .then(|| self.on_enter())
+            .flatten()
     }
 
     pub fn key(&mut self, k: KeyEvent) -> Option<Action> {

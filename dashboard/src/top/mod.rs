@@ -145,7 +145,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             // The doctor runs only while its view is open (it reads the whole history).
             app.refresh_verdict();
         }
-        match action {
+        match action.or_else(|| app.pending_fetch()) {
             None => {}
             Some(Action::Quit) => break,
             Some(Action::FetchFlags(id)) => collector.fetch_flags(id),

@@ -367,6 +367,21 @@ fn waiting_for_members() {
 }
 
 #[test]
+fn flags_are_read_once_the_member_is_known() {
+    let mut app = App::new(vec!["10.0.0.1:2379".into()], 500);
+    assert_eq!(key(&mut app, KeyCode::Char('5')), None);
+    assert_eq!(app.pending_fetch(), None);
+    app.apply(Update::Members(vec![MemberInfo {
+        id: ALPHA,
+        name: "alpha".into(),
+        endpoint: "http://10.0.0.1:2379".into(),
+    }]));
+    assert_eq!(app.pending_fetch(), Some(Action::FetchFlags(ALPHA)));
+    // Asked once, not at every event.
+    assert_eq!(app.pending_fetch(), None);
+}
+
+#[test]
 fn too_small() {
     insta::assert_snapshot!(render(&fixture(), 40, 10).backend());
 }
