@@ -165,6 +165,8 @@ pub struct App {
     /// The terminal's width at the last frame: the tab bar is compact below [`WIDE_TABS`], and
     /// mouse clicks are mapped with the labels drawn.
     pub width: u16,
+    /// The terminal's height at the last frame (how far the Host view scrolls).
+    pub height: u16,
 }
 
 impl App {
@@ -188,6 +190,7 @@ impl App {
             verdict_at: None,
             flags_asked: None,
             width: u16::MAX,
+            height: u16::MAX,
         }
     }
 
@@ -296,8 +299,15 @@ impl App {
         match self.view {
             View::Overview => self.members.len(),
             View::Layers => m.map_or(0, |m| self.layer_rows(m).len()),
-            // The Host view scrolls as a whole: j/k move its first line.
-            View::Host => HOST_LINES,
+            // The Host view scrolls as a whole: j/k move its first line, as far as the last
+            // line reaching the bottom of the frame (tabs, member line, borders, status: 5).
+            View::Host => m
+                .and_then(|m| m.latest())
+                .and_then(|s| s.host.as_ref().map(|h| (s, h)))
+                .map_or(0, |(s, h)| {
+                    let visible = usize::from(self.height.saturating_sub(5));
+                    crate::top::views::host_lines(h, s.process.as_ref()).saturating_sub(visible) + 1
+                }),
             View::Slow => m.map_or(0, |m| self.slow_rows(m).len()),
             View::Flags => m.map_or(0, |m| self.flag_rows(m).len()),
             View::Diagnosis => self.verdict.findings.len(),
@@ -548,9 +558,6 @@ impl App {
         None
     }
 }
-
-/// A bound on the Host view's scroll (the view clamps it to what it has).
-pub const HOST_LINES: usize = 64;
 
 /// Where the tab labels start on the first line (after the program's name).
 pub const TAB_START: u16 = 11;

@@ -114,6 +114,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         term.terminal
             .draw(|f| {
                 app.width = f.area().width;
+                app.height = f.area().height;
                 views::render(&app, f)
             })
             .context("drawing")?;

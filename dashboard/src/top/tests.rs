@@ -382,6 +382,20 @@ fn flags_are_read_once_the_member_is_known() {
 }
 
 #[test]
+fn host_scrolls_to_its_last_line() {
+    let mut app = view(View::Host);
+    app.height = 20;
+    for _ in 0..100 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    // 21 lines in 15 visible rows: 6 lines scrolled off, then one `k` scrolls back.
+    assert_eq!(app.row, 6);
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.row, 5);
+    insta::assert_snapshot!("host_scrolled", render(&app, 60, 20).backend());
+}
+
+#[test]
 fn too_small() {
     insta::assert_snapshot!(render(&fixture(), 40, 10).backend());
 }

@@ -136,7 +136,7 @@ fn section(t: &str) -> Line<'static> {
     Line::styled(format!(" {t}"), header_style().fg(Color::Cyan))
 }
 
-fn lines(h: &HostStatus, p: Option<&ProcessStatus>) -> Vec<Line<'static>> {
+pub(super) fn lines(h: &HostStatus, p: Option<&ProcessStatus>) -> Vec<Line<'static>> {
     let mut l = Vec::new();
     let label = |s: &str| Span::styled(format!(" {s:<9}"), header_style());
     if let Some(c) = &h.cpu {

@@ -12,6 +12,14 @@ mod slow;
 #[cfg(test)]
 pub use diagnosis::render_verdict;
 
+/// How many lines the Host view has for `h` (its scroll bound).
+pub fn host_lines(
+    h: &glassd::pb::glass::v1::HostStatus,
+    p: Option<&glassd::pb::glass::v1::ProcessStatus>,
+) -> usize {
+    host::lines(h, p).len()
+}
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
