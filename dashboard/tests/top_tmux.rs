@@ -291,16 +291,17 @@ fn start_demo(tag: &str) -> (Tmux, u32, u32) {
     (tmux, glass_pid, glassd_pid)
 }
 
-/// `glass demo` starts a member with load and top on it; `q` stops everything, and a SIGKILLed
-/// glass takes its glassd with it.
+/// `glass demo` starts a member with load and top on it; Ctrl-C stops everything, and a
+/// SIGKILLed glass takes its glassd with it.
 #[test]
 fn demo_leaves_no_process_behind() {
     if Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
         return;
     }
-    let (tmux, glass_pid, glassd_pid) = start_demo("demo-q");
-    tmux.keys(&["q"]);
+    // Ctrl-C, as the README says (in raw mode it is a key, not a signal).
+    let (tmux, glass_pid, glassd_pid) = start_demo("demo-ctrl-c");
+    tmux.keys(&["C-c"]);
     let s = tmux.wait_for("the demo to exit", |s| s.contains("demo exited"));
     assert!(s.contains("demo exited 0"), "{s}");
     assert!(dead(glassd_pid), "glassd {glassd_pid} outlived the demo");
