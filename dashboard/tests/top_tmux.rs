@@ -19,15 +19,23 @@ const GLASS: &str = env!("CARGO_BIN_EXE_glass");
 /// How long one screen may take to show what is expected.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A private tmux server with one session running a command; killed on drop.
+/// A private tmux server (its socket in a temporary dir, gone with it) with one session
+/// running a command; killed on drop.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Tmux {
     fn start(tag: &str, cmd: &str) -> Tmux {
-        let socket = format!("glass-top-test-{}-{tag}", std::process::id());
-        let t = Tmux { socket };
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("glass-top-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let t = Tmux {
+            socket: dir.path().join("tmux.sock"),
+            _dir: dir,
+        };
         let out = t.run(&[
             "new-session",
             "-d",
@@ -45,7 +53,7 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.socket)
             .arg("-f")
             .arg("/dev/null")
