@@ -11,16 +11,22 @@
 //! - `glass doctor [--duration 10s] [--interval 1s] [--json]`: samples every member, runs the
 //!   rules and prints the verdict; exit 0 healthy, 1 warnings, 2 a bottleneck, 3 unreachable
 //!   ([`doctor`]).
+//! - `glass top --endpoints URL[,URL…]`: the live dashboard ([`top`]).
+//! - `glass demo`: a local glassd under a light load, with `glass top` on it ([`demo`]).
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),
 //! `bench/compare.rs` (the side-by-side run), `bench/overhead.rs` (measurement modes and an
 //! in-process OTLP collector); `flags.rs` (GetFlags/SetFlag, table and JSON);
-//! `doctor/mod.rs` (sampling and the report), `doctor/rules.rs` (the rules, pure functions).
+//! `doctor/mod.rs` (sampling and the report), `doctor/rules.rs` (the rules, pure functions);
+//! `top/` (the dashboard: state, collector, views), `demo.rs` (a local glassd under load with
+//! top on it).
 
 mod bench;
+mod demo;
 mod doctor;
 mod flags;
+mod top;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +50,11 @@ enum Command {
     /// Samples every member for a while and names the bottleneck, with its evidence and what
     /// to do; exit 0 healthy, 1 warnings, 2 a bottleneck found, 3 no member reachable.
     Doctor(DoctorCmd),
+    /// The live dashboard: members, layers, host, slow requests, flags, diagnosis.
+    Top(TopCmd),
+    /// Starts a local glassd with a light synthetic load and opens `glass top` on it; quitting
+    /// stops everything.
+    Demo(DemoCmd),
 }
 
 #[derive(Args)]
@@ -64,7 +75,7 @@ struct DoctorCmd {
 }
 
 /// `1m30s`, `10s`, `500ms`: whole numbers with h, m, s or ms units.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?} (use e.g. 10s, 500ms, 1m)");
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -92,6 +103,30 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             .ok_or_else(bad)?;
     }
     Ok(total)
+}
+
+#[derive(Args)]
+struct DemoCmd {
+    /// glassd binary (default: `glassd` next to this `glass`).
+    #[arg(long)]
+    glassd: Option<PathBuf>,
+    /// Puts per second (linearizable ranges run at a quarter of it).
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// How often the member sends a snapshot.
+    #[arg(long, default_value = "1s", value_parser = top::parse_interval)]
+    interval: std::time::Duration,
+}
+
+#[derive(Args)]
+struct TopCmd {
+    /// gRPC endpoints, comma-separated `host:port` or `http://host:port`: one is enough, the
+    /// other members are found through MemberList.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// How often the members send a snapshot (`500ms`, `1s`, ...).
+    #[arg(long, default_value = "1s", value_parser = top::parse_interval)]
+    interval: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -281,6 +316,31 @@ fn main() -> ExitCode {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let BenchCmd { global, workload } = match cli.command {
         Command::Bench(b) => b,
+        Command::Demo(DemoCmd {
+            glassd,
+            rate,
+            interval,
+        }) => {
+            demo::run(demo::Options {
+                glassd: glassd_path(glassd)?,
+                interval,
+                rate,
+            })
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Top(TopCmd {
+            endpoints,
+            interval,
+        }) => {
+            top::run(top::Options {
+                endpoints,
+                interval,
+                note: None,
+            })
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Flags(FlagsCmd { endpoints, action }) => {
             match action {
                 FlagsAction::Get { name, write_out } => {

@@ -1,6 +1,7 @@
-//! Servers that `glass bench compare` starts itself: a single member on free loopback ports with a
-//! temporary data dir, stopped (SIGKILL, then reaped) when its [`Server`] guard is dropped — on
-//! every exit path, errors and Ctrl-C included (the command's future is dropped on Ctrl-C).
+//! Servers that `glass bench compare` and `glass demo` start themselves: a single member on free
+//! loopback ports with a temporary data dir, stopped (SIGKILL, then reaped) when its [`Server`]
+//! guard is dropped — on every exit path, errors and Ctrl-C included (the command's future is
+//! dropped on Ctrl-C) — and killed by the kernel if glass itself is killed (`PR_SET_PDEATHSIG`).
 //!
 //! etcd and glassd take the same flags (glassd reads etcd's command line), so one launcher serves
 //! both.
@@ -110,6 +111,19 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
+        // The server dies with this process even when it is SIGKILLed (no Drop runs then).
+        // PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits: spawning
+        // happens on a runtime worker thread, which lives as long as the process's runtime.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .spawn()
             .map_err(|e| StartError::Spawn(format!("{}: {e}", binary.display())))?;
@@ -150,7 +164,7 @@ impl Server {
         lines[lines.len().saturating_sub(n)..].join(" | ")
     }
 
-    /// The server process's id.
+    /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
