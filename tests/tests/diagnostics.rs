@@ -235,3 +235,34 @@ async fn recent_slow_requests_keep_the_layers() {
     let s = stream.next().await.unwrap().unwrap();
     assert!(s.slow_requests >= 1);
 }
+
+/// A member stops on SIGTERM while a client holds a Watch stream open (the stream ends OK), as
+/// it does with none: an open stream used to keep graceful shutdown waiting until the client
+/// left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_watch_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Member::start(Kind::Glassd, dir.path(), &[]);
+    let mut d = DiagnosticsClient::connect(m.endpoint()).await.unwrap();
+    let mut stream = d
+        .watch(WatchRequest { interval_ms: 100 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.next().await.unwrap().unwrap();
+    let stopped = tokio::task::spawn_blocking(move || {
+        let status = m.stop();
+        (status, m)
+    });
+    // The stream ends (cleanly or with the connection) once the member stops.
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, stream.next()).await {}
+    let (status, m) = stopped.await.unwrap();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "glassd did not exit on SIGTERM within the harness's timeout:\n{}",
+            m.logs()
+        )
+    });
+    assert!(status.success(), "{status:?}\n{}", m.logs());
+}

@@ -206,11 +206,22 @@ pub struct DiagnosticsService {
     server: Arc<EtcdServer>,
     /// The settings in force; GetFlags and SetFlag delegate to it.
     flags: Arc<RuntimeFlags>,
+    /// True once the member is stopping: every Watch stream ends, so that the server's
+    /// graceful shutdown (which waits for the responses in flight) can finish.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DiagnosticsService {
-    pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
-        DiagnosticsService { server, flags }
+    pub fn new(
+        server: Arc<EtcdServer>,
+        flags: Arc<RuntimeFlags>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        DiagnosticsService {
+            server,
+            flags,
+            stop,
+        }
     }
 }
 
@@ -348,11 +359,16 @@ impl Diagnostics for DiagnosticsService {
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let mut collector = Collector::new(self.server.clone(), self.flags.clone());
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    // The member is stopping (or gone): the stream ends (OK) with the task.
+                    _ = stop.wait_for(|s| *s) => return,
+                }
                 if tx.send(Ok(collector.next())).await.is_err() {
                     // The client went away.
                     return;

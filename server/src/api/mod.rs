@@ -34,6 +34,7 @@ mod unimplemented;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use telemetry::{names, request, Timer, TraceContext};
 use tokio::net::TcpListener;
@@ -42,7 +43,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Response, Status};
-use tracing::debug_span;
+use tracing::{debug_span, warn};
 
 pub use authority::AuthorityFix;
 pub use cluster::ClusterService;
@@ -183,7 +184,11 @@ impl Drop for Finish<'_> {
 }
 
 /// Every gRPC service and the HTTP endpoints, as one router.
-fn routes(server: &Arc<EtcdServer>, flags: &Arc<RuntimeFlags>) -> Routes {
+fn routes(
+    server: &Arc<EtcdServer>,
+    flags: &Arc<RuntimeFlags>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Routes {
     // The message limit is fixed here, so it admits the largest `--max-request-bytes` a
     // runtime change may set (`flags::request_bytes_ceiling`: at least etcd's recommended
     // 10 MiB); the server refuses proposals over the limit in force with etcd's error.
@@ -209,6 +214,7 @@ fn routes(server: &Arc<EtcdServer>, flags: &Arc<RuntimeFlags>) -> Routes {
     .add_service(DiagnosticsServer::new(DiagnosticsService::new(
         server.clone(),
         flags.clone(),
+        stop.clone(),
     )));
     let router = http::routes(server.clone()).merge(grpc.into_axum_router());
     Routes::from(router)
@@ -228,7 +234,7 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     let both = client
         .into_iter()
-        .map(|l| (l, routes(&server, &flags)))
+        .map(|l| (l, routes(&server, &flags, &stop_rx)))
         .chain(
             metrics
                 .into_iter()
@@ -254,10 +260,24 @@ pub async fn serve(
     shutdown.await;
     let _ = stop_tx.send(true);
     let mut result = Ok(());
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(Err(e)) = r {
-            result = Err(e);
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                result = Err(e);
+            }
         }
+    };
+    // As etcd's GracefulStop with a deadline: a response that never ends (a client stuck on
+    // a stream) must not keep the member from stopping.
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        warn!(
+            timeout = ?DRAIN_TIMEOUT,
+            "connections still open after the drain timeout; closing them"
+        );
+        tasks.abort_all();
     }
     result
 }
+
+/// How long [`serve`] waits, once stopping, for the responses in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
