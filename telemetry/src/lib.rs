@@ -60,7 +60,7 @@ pub use control::{init, Guard, OtlpProtocol, TraceControl, DEFAULT_SLOW_REQUEST_
 pub use export::{Exporter, Resource};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use host::{HostSample, HostSampler};
-pub use metrics::{Counter, Gauge, GrpcCounts, Metrics};
+pub use metrics::{Counter, Gauge, GrpcCounts, KvLatency, Metrics, KV_METHODS};
 pub use names::Measurement;
 pub use request::{RequestTrace, TraceContext};
 pub use slow::{SlowRequest, SlowRing};

@@ -168,6 +168,44 @@ pub struct Metrics {
     pub slow_requests: Counter,
     /// Unary gRPC requests handled, by method and status code.
     pub grpc_handled: GrpcCounts,
+    /// Latency of each KV operation (what `api.unary` measures, per method).
+    pub kv_latency: KvLatency,
+}
+
+/// The KV methods whose latency is kept per method ([`KvLatency`]).
+pub const KV_METHODS: [&str; 5] = [
+    "etcdserverpb.KV/Range",
+    "etcdserverpb.KV/Put",
+    "etcdserverpb.KV/DeleteRange",
+    "etcdserverpb.KV/Txn",
+    "etcdserverpb.KV/Compact",
+];
+
+/// A latency histogram per KV operation (etcd's `grpc_server_handling_seconds` for those
+/// methods): `api.unary` is one histogram over every method, and a slow Txn must not hide
+/// behind fast Ranges.
+#[derive(Debug)]
+pub struct KvLatency([Histogram; KV_METHODS.len()]);
+
+impl Default for KvLatency {
+    fn default() -> Self {
+        KvLatency(std::array::from_fn(|_| Histogram::new()))
+    }
+}
+
+impl KvLatency {
+    /// `method`'s histogram (`etcdserverpb.KV/Put`), `None` for a method not in [`KV_METHODS`].
+    pub fn get(&self, method: &str) -> Option<&Histogram> {
+        KV_METHODS
+            .iter()
+            .position(|m| *m == method)
+            .map(|i| &self.0[i])
+    }
+
+    /// Every method of [`KV_METHODS`] with its histogram, in that order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Histogram)> {
+        KV_METHODS.iter().copied().zip(self.0.iter())
+    }
 }
 
 /// Requests handled per gRPC method and status code (etcd's `grpc_server_handled_total`).
@@ -202,6 +240,9 @@ impl Metrics {
     /// `etcd_debugging_mvcc_*_total` counters and every `*_duration_seconds` family.
     pub fn set_histograms_recording(&self, on: bool) {
         for (_, h) in self.histograms() {
+            h.set_recording(on);
+        }
+        for (_, h) in self.kv_latency.iter() {
             h.set_recording(on);
         }
     }

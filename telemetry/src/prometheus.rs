@@ -36,6 +36,7 @@
 //! | `etcd_debugging_mvcc_current_revision`, `etcd_debugging_mvcc_compact_revision` | gauge | `mvcc_current_revision`, `mvcc_compact_revision` |
 //! | `etcd_debugging_mvcc_db_compaction_keys_total` | counter | `mvcc_compaction_keys` |
 //! | `grpc_server_handled_total{grpc_code,grpc_method,grpc_service,grpc_type="unary"}` | counter | `grpc_handled` |
+//! | `grpc_server_handling_seconds{grpc_method,grpc_service,grpc_type="unary"}` | histogram | `kv_latency` (etcd's `--metrics=extensive`; the KV methods, Prometheus's default buckets) |
 //!
 //! (The `etcd_debugging_mvcc_*` duplicates of `etcd_mvcc_*` are there because etcd 3.4 exposes
 //! both, and older etcd dashboards read the debugging ones.)
@@ -45,8 +46,7 @@
 //! per-phase tx stats; `write` is the page writes *and* their fdatasync, while
 //! `backend.commit_fsync` is both fdatasyncs of a commit), `etcd_mvcc_txn_total` (etcd counts
 //! only txns of more than one operation; `mvcc.txn` counts every write txn),
-//! `grpc_server_handling_seconds` (etcd's `--metrics=extensive`, labelled per method;
-//! `api.unary` is one histogram for all methods), `grpc_server_started_total` and the message
+//! `grpc_server_started_total` and the message
 //! counters, `etcd_disk_wal_write_bytes_total`, and the watch, lease, snapshot, hash, defrag
 //! and network families, which have no Glass measurement yet.
 //!
@@ -159,6 +159,9 @@ pub fn render(m: &Metrics) -> String {
         families.push(Family::single(s.name, s.help, s.kind, (s.read)(m)));
     }
     if let Some(f) = grpc_handled(m) {
+        families.push(f);
+    }
+    if let Some(f) = grpc_handling_seconds(m) {
         families.push(f);
     }
     families.sort_by(|a, b| a.name.cmp(&b.name));
@@ -689,6 +692,52 @@ fn grpc_handled(m: &Metrics) -> Option<Family> {
     Some(f)
 }
 
+/// Prometheus's `DefBuckets` (what go-grpc-prometheus's handling-time histogram uses), in ns.
+const GRPC_HANDLING_SECONDS: [u64; 11] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// go-grpc-prometheus's `grpc_server_handling_seconds` (etcd's `--metrics=extensive`) for the
+/// KV methods ([`Metrics::kv_latency`]) that handled a request; `None` before the first.
+fn grpc_handling_seconds(m: &Metrics) -> Option<Family> {
+    let mut f = Family::new(
+        Cow::Borrowed("grpc_server_handling_seconds"),
+        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        Kind::Histogram,
+    );
+    for (full, h) in m.kv_latency.iter() {
+        let snap = h.snapshot();
+        if snap.count == 0 {
+            continue;
+        }
+        let (service, method) = split_method(full);
+        let buckets = Buckets {
+            bounds: &GRPC_HANDLING_SECONDS,
+            per_unit: NS_PER_SECOND,
+        };
+        f.histogram_samples(
+            &[
+                ("grpc_method", method),
+                ("grpc_service", service),
+                ("grpc_type", "unary"),
+            ],
+            &snap,
+            buckets,
+        );
+    }
+    (!f.samples.is_empty()).then_some(f)
+}
+
 /// One metric family: its HELP and TYPE, and its sample lines already written.
 struct Family {
     name: Cow<'static, str>,
@@ -722,14 +771,30 @@ impl Family {
         buckets: Buckets,
     ) -> Self {
         let mut f = Family::new(name, help, Kind::Histogram);
+        f.histogram_samples(&[], snap, buckets);
+        f
+    }
+
+    /// The `_bucket`, `_sum` and `_count` samples of one histogram with `labels` (in name
+    /// order, all sorting before `le`).
+    fn histogram_samples(
+        &mut self,
+        labels: &[(&str, &str)],
+        snap: &HistogramSnapshot,
+        buckets: Buckets,
+    ) {
+        let mut bucket = |le: &str, v: u64| {
+            let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+            with_le.push(("le", le));
+            self.sample("_bucket", &with_le, v as f64);
+        };
         for &bound in buckets.bounds {
             let le = format_float(bound as f64 / buckets.per_unit);
-            f.sample("_bucket", &[("le", &le)], snap.count_at_most(bound) as f64);
+            bucket(&le, snap.count_at_most(bound));
         }
-        f.sample("_bucket", &[("le", "+Inf")], snap.count as f64);
-        f.sample("_sum", &[], snap.sum as f64 / buckets.per_unit);
-        f.sample("_count", &[], snap.count as f64);
-        f
+        bucket("+Inf", snap.count);
+        self.sample("_sum", labels, snap.sum as f64 / buckets.per_unit);
+        self.sample("_count", labels, snap.count as f64);
     }
 
     /// Appends the line `<name><suffix>{<labels>} <value>`; `labels` in name order.
@@ -921,6 +986,34 @@ mod tests {
     }
 
     #[test]
+    fn handling_seconds_per_kv_method() {
+        let m = Metrics::new();
+        assert!(!render(&m).contains("grpc_server_handling_seconds"));
+        let put = m.kv_latency.get("etcdserverpb.KV/Put").unwrap();
+        put.record(3_000_000);
+        put.record(40_000_000);
+        assert!(m
+            .kv_latency
+            .get("etcdserverpb.Maintenance/Status")
+            .is_none());
+        let out = render(&m);
+        let labels = r#"grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary""#;
+        for want in [
+            "# TYPE grpc_server_handling_seconds histogram".to_string(),
+            format!("grpc_server_handling_seconds_bucket{{{labels},le=\"0.005\"}} 1"),
+            format!("grpc_server_handling_seconds_bucket{{{labels},le=\"0.025\"}} 1"),
+            format!("grpc_server_handling_seconds_bucket{{{labels},le=\"0.05\"}} 2"),
+            format!("grpc_server_handling_seconds_bucket{{{labels},le=\"+Inf\"}} 2"),
+            format!("grpc_server_handling_seconds_sum{{{labels}}} 0.043"),
+            format!("grpc_server_handling_seconds_count{{{labels}}} 2"),
+        ] {
+            assert!(out.contains(&want), "{want} missing from\n{out}");
+        }
+        // Only methods that handled a request have samples.
+        assert!(!out.contains(r#"grpc_method="Range""#));
+    }
+
+    #[test]
     fn glass_names_carry_their_unit_once() {
         let m = |name, unit| Measurement {
             name,
@@ -964,7 +1057,9 @@ mod tests {
                 "Gauge" => {
                     fields.insert(field.to_owned(), Kind::Gauge);
                 }
-                "Histogram" | "GrpcCounts" => {}
+                // Exposed by their own families (grpc_server_handled_total,
+                // grpc_server_handling_seconds) and the histogram loop.
+                "Histogram" | "GrpcCounts" | "KvLatency" => {}
                 other => panic!("field {field} of type {other}: expose it in prometheus.rs"),
             }
         }

@@ -48,6 +48,17 @@ async fn watch_windows_follow_a_known_workload() {
     assert_eq!(first.cluster_id, m.identity().cluster_id);
     assert_eq!(first.window_ms, 0);
     assert_eq!(method_count(&first, "etcdserverpb.KV/Put"), 100);
+    // Latency per KV method: the puts' own, nothing for methods that are not KV operations.
+    let put = first
+        .methods
+        .iter()
+        .find(|w| w.method == "etcdserverpb.KV/Put")
+        .unwrap();
+    assert!(put.latency_measured && put.p50 > 0 && put.p50 <= put.p99 && put.p99 <= put.max);
+    assert!(put.max <= layer(&first, "api.unary").max);
+    for w in first.methods.iter().filter(|w| !w.method.contains(".KV/")) {
+        assert!(!w.latency_measured && w.p99 == 0, "{w:?}");
+    }
     assert!(layer(&first, "etcdserver.apply").count >= 100);
     assert!(layer(&first, "wal.fsync").count >= 1);
     assert!(layer(&first, "mvcc.put").count == 100);

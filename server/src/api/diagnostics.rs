@@ -43,6 +43,8 @@ pub struct Collector {
     host: telemetry::HostSampler,
     histograms: Vec<HistogramSnapshot>,
     grpc: BTreeMap<(&'static str, i32), u64>,
+    /// The per-KV-method latency histograms at the previous snapshot.
+    kv_latency: Vec<HistogramSnapshot>,
     at: Option<Instant>,
 }
 
@@ -58,6 +60,7 @@ impl Collector {
             flag_seq: 0,
             histograms: Vec::new(),
             grpc: BTreeMap::new(),
+            kv_latency: Vec::new(),
             at: None,
         }
     }
@@ -117,8 +120,7 @@ impl Collector {
             let d = n.saturating_sub(self.grpc.get(&(meth, code)).copied().unwrap_or(0));
             let w = methods.entry(meth).or_insert_with(|| MethodWindow {
                 method: meth.to_string(),
-                count: 0,
-                errors: 0,
+                ..MethodWindow::default()
             });
             w.count += d;
             if code != 0 {
@@ -126,6 +128,22 @@ impl Collector {
             }
         }
         self.grpc = grpc;
+        let mut kv_copies = Vec::with_capacity(telemetry::KV_METHODS.len());
+        for (i, (meth, h)) in m.kv_latency.iter().enumerate() {
+            let snap = h.snapshot();
+            let w = match self.kv_latency.get(i) {
+                Some(prev) => snap.since(prev),
+                None => snap.clone(),
+            };
+            if let Some(mw) = methods.get_mut(meth) {
+                mw.latency_measured = true;
+                mw.p50 = w.quantile(0.5);
+                mw.p99 = w.quantile(0.99);
+                mw.max = w.quantile(1.0);
+            }
+            kv_copies.push(snap);
+        }
+        self.kv_latency = kv_copies;
 
         let hs = self.host.sample_at(now);
         // The first snapshot shows every change still kept (the last 256).

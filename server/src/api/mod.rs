@@ -169,7 +169,11 @@ impl Finish<'_> {
             return;
         }
         let m = self.server.metrics();
-        m.api_unary.record(self.timer.elapsed_ns());
+        let ns = self.timer.elapsed_ns();
+        m.api_unary.record(ns);
+        if let Some(h) = m.kv_latency.get(self.method) {
+            h.record(ns);
+        }
         m.grpc_handled.inc(self.method, code as i32);
         if let Some(trace) = &self.trace {
             self.server.tracer().finish(trace, code as i32);
