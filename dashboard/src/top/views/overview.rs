@@ -91,7 +91,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Length(5),
     ]);
     if wide {
-        widths.extend([Constraint::Length(14), Constraint::Length(18)]);
+        widths.extend([Constraint::Length(14), Constraint::Length(17)]);
     }
     widths.extend([Constraint::Length(7), Constraint::Length(8)]);
     let table = Table::new(rows, widths)
@@ -114,14 +114,17 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         (true, None) => lines.push(Line::from(" waiting for the first snapshot")),
         (true, Some(s)) => {
             let (rps, p99) = load(m);
-            // The snapshot counts requests per method; latency is measured over all of them.
             lines.push(Line::from(format!(
                 " all methods: {} req/s, p99 {}",
                 rps.map_or("–".into(), rate),
                 p99.map_or("–".into(), ns)
             )));
+            // Latency is measured per method for the KV operations ("–" for the others).
             lines.push(Line::styled(
-                format!(" {:<28}{:>10}{:>10}", "METHOD", "REQ/S", "ERR/S"),
+                format!(
+                    " {:<24}{:>9}{:>10}{:>10}{:>9}",
+                    "METHOD", "REQ/S", "P99", "P50", "ERR/S"
+                ),
                 header_style(),
             ));
             let mut methods: Vec<_> = s
@@ -135,10 +138,19 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             }
             for w in methods {
                 let name = w.method.strip_prefix("etcdserverpb.").unwrap_or(&w.method);
+                let latency = |v: u64| {
+                    if w.latency_measured {
+                        ns(v)
+                    } else {
+                        "–".into()
+                    }
+                };
                 lines.push(Line::from(vec![Span::raw(format!(
-                    " {:<28}{:>10}{:>10}",
+                    " {:<24}{:>9}{:>10}{:>10}{:>9}",
                     name,
                     per_s(w.count, s.window_ms).map_or("–".into(), rate),
+                    latency(w.p99),
+                    latency(w.p50),
                     per_s(w.errors, s.window_ms).map_or("–".into(), rate),
                 ))]));
             }
