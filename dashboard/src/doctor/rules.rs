@@ -53,8 +53,9 @@
 //! # Windows
 //!
 //! A stream's first snapshot (`window_ms == 0`) covers the time since the process started: it
-//! is skipped when later ones exist (it still serves as the baseline of the process's
-//! counters). Over the remaining windows, per measurement: counts and sums add, `max` is the
+//! is skipped when later ones exist, wherever it sits (a reconnected stream starts with one in
+//! the middle of the list), and serves only as the baseline of the process's counters, which
+//! are read over the last stream (baseline to its last window). Over the remaining windows, per measurement: counts and sums add, `max` is the
 //! largest, and the quantiles are the count-weighted mean of the windows' quantiles (a window
 //! with many requests weighs more; an idle window none). That mean can sit below the true
 //! period's p99 when the tail comes in bursts, so the largest window p99 is kept beside it
@@ -353,10 +354,29 @@ impl Mean {
 /// Folds a member's snapshots into its period (see the module doc's "Windows").
 pub fn period(m: &MemberSamples) -> Period<'_> {
     let all = &m.snapshots;
-    // Skip the since-start window when later ones exist; it stays the counters' baseline.
-    let (base, windows): (Option<&Snapshot>, &[Snapshot]) = match all.first() {
-        Some(first) if first.window_ms == 0 && all.len() > 1 => (Some(first), &all[1..]),
-        _ => (None, &all[..]),
+    // Every since-start snapshot (a stream's first: `window_ms == 0`, also after a reconnect in
+    // the middle of the list) covers the process's whole life: it is never folded in as a
+    // window, only used as a baseline. A lone one is judged (nothing else is known).
+    let mut windows: Vec<&Snapshot> = all.iter().filter(|s| s.window_ms > 0).collect();
+    if windows.is_empty() {
+        windows = all.iter().collect();
+    }
+    // The counters' segment: the last since-start snapshot followed by windows, and those
+    // windows (counters restart with a process, so they are read within one stream only).
+    let (base, segment): (Option<&Snapshot>, &[Snapshot]) = {
+        let starts: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].window_ms == 0 && i + 1 < all.len())
+            .collect();
+        match starts.last() {
+            Some(&i) => {
+                let end = all[i + 1..]
+                    .iter()
+                    .position(|s| s.window_ms == 0)
+                    .map_or(all.len(), |k| i + 1 + k);
+                (Some(&all[i]), &all[i + 1..end])
+            }
+            None => (None, &all[..]),
+        }
     };
     let mut p = Period {
         member: &m.name,
@@ -392,7 +412,7 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
         Mean::default(),
     );
     let mut disks: BTreeMap<String, (DiskAgg, Mean, Mean, Mean)> = BTreeMap::new();
-    for s in windows {
+    for &s in &windows {
         for l in &s.layers {
             let a = acc.entry(l.name.as_str()).or_insert(Acc {
                 count: 0,
@@ -499,10 +519,11 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
         })
         .collect();
 
-    // Counters since start: the last snapshot against the baseline (or the first window).
-    let first = base.or(windows.first());
-    if let (Some(a), Some(b)) = (first, p.last) {
-        let secs = p.window_ms as f64 / 1000.0;
+    // Counters: the segment's last snapshot against its baseline (or its first window).
+    let first = base.or(segment.first());
+    let seg_ms: u64 = segment.iter().map(|s| s.window_ms).sum();
+    if let (Some(a), Some(b)) = (first, segment.last().or(p.last)) {
+        let secs = seg_ms as f64 / 1000.0;
         if let (Some(pa), Some(pb)) = (&a.process, &b.process) {
             if secs > 0.0 && base.is_some() {
                 let d = pb
@@ -523,8 +544,8 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
             p.leader_changes = rb.leader_changes.saturating_sub(ra.leader_changes);
         }
         // PSI over exactly the period, from the stall totals (avg10 lags a change by seconds).
-        if base.is_some() && p.window_ms > 0 {
-            let us = p.window_ms as f64 * 1000.0;
+        if base.is_some() && seg_ms > 0 {
+            let us = seg_ms as f64 * 1000.0;
             let totals = |s: &Snapshot, pick: fn(&HostStatus) -> Option<&Pressure>| {
                 s.host
                     .as_ref()

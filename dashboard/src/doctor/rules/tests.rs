@@ -603,6 +603,34 @@ fn the_since_start_window_is_skipped() {
 }
 
 #[test]
+fn every_since_start_snapshot_is_a_baseline_not_a_window() {
+    // [w0, w1000, w1000, w0 (a reconnect: the process's whole life), w1000].
+    let mut m = member(2, |s| s.layers = vec![layer("wal.fsync", 100, MS)]);
+    let mut again = snap(0);
+    again.layers = vec![layer("wal.fsync", 10_000_000, 500 * MS)];
+    again.process.as_mut().unwrap().nonvoluntary_ctxt_switches = 50;
+    m.snapshots.push(again);
+    let mut last = snap(1000);
+    last.layers = vec![layer("wal.fsync", 100, MS)];
+    last.process.as_mut().unwrap().nonvoluntary_ctxt_switches = 550;
+    m.snapshots.push(last);
+    let p = period(&m);
+    let l = p.layers["wal.fsync"];
+    assert_eq!(l.count, 300);
+    assert_eq!(l.p99, MS);
+    assert_eq!(l.worst_p99, MS);
+    assert_eq!(l.max, 2 * MS);
+    assert_eq!(p.window_ms, 3000);
+    // Counters are read within the last stream: 500 switches over its one second.
+    assert_eq!(p.nonvoluntary_per_s, Some(500.0));
+    assert!(fired(&m, "slow-wal-fsync").is_none());
+    // A reconnect whose first window has not come yet: still not a window.
+    m.snapshots.pop();
+    assert_eq!(period(&m).layers["wal.fsync"].count, 200);
+    assert!(fired(&m, "slow-wal-fsync").is_none());
+}
+
+#[test]
 fn windows_fold_count_weighted() {
     let mut m = member(0, |_| {});
     for (count, p99) in [(300, 2 * MS), (100, 30 * MS), (0, 0)] {

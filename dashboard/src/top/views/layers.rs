@@ -67,7 +67,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         .iter()
         .filter_map(|n| s.layers.iter().find(|l| l.name == *n))
         .map(|l| {
-            let idle = l.count == 0;
+            // A stream's first snapshot covers the process's life: no "now" figures yet.
+            let idle = l.count == 0 || s.window_ms == 0;
             let q = |v: u64| {
                 if idle {
                     "–".to_string()

@@ -6,7 +6,7 @@ mod diagnosis;
 mod flags;
 mod host;
 mod layers;
-mod overview;
+pub(crate) mod overview;
 mod slow;
 
 #[cfg(test)]
