@@ -13,7 +13,7 @@
 //! |----|--------------------------------------|----------|-------------------------|
 //! | `member-down` | the member did not answer | bottleneck | — |
 //! | `no-leader` | the member's last snapshot knows no leader | bottleneck | — |
-//! | `cpu-saturation` | host busy ≥ 90 % and runnable pressure (PSI cpu some ≥ 20 % of the period or load1 ≥ 1.5 × cores) | bottleneck when other processes use the CPUs; warning when glassd itself uses ≥ 60 % of the busy time (its requests are the cause, which the request rules name), or at busy ≥ 75 % with pressure | Glass |
+//! | `cpu-saturation` | host busy (user + system + …, steal and iowait excluded) ≥ 90 % and runnable pressure (PSI cpu some ≥ 20 % of the period or load1 ≥ 1.5 × cores) | bottleneck when other processes use the CPUs; warning when glassd itself uses ≥ 60 % of the busy time (its requests are the cause, which the request rules name), or at busy ≥ 75 % with pressure | Glass |
 //! | `cpu-steal` | steal ≥ 10 % of the host's CPU time | bottleneck (warning ≥ 3 %) | Glass |
 //! | `memory-pressure` | swapping ≥ 50 pages/s or PSI memory full ≥ 5 % | bottleneck; warning: PSI memory some ≥ 10 % or available < 10 % | etcd: no swap |
 //! | `slow-wal-fsync` | `wal.fsync` p99 ≥ 10 ms (≥ 20 syncs) | bottleneck | etcd: WAL fsync p99 < 10 ms |
@@ -85,8 +85,12 @@ pub struct MemberSamples {
     pub snapshots: Vec<Snapshot>,
     /// The member's recent slow requests (newest first), when they were read.
     pub slow_requests: Vec<SlowRequest>,
-    /// False when the member could not be reached at the end of the period.
+    /// False when the member gave no usable data for the period: its stream could not be
+    /// opened, ended early (stopped or restarted), gave fewer than two snapshots, or the member
+    /// could not be reached at the end. Lack of data is never "healthy".
     pub up: bool,
+    /// Why it is not up, when known (shown as the `member-down` finding's evidence).
+    pub down_reason: Option<String>,
 }
 
 /// Ordered: the verdict's severity is the worst finding's (Info excepted, see the module doc).
@@ -252,6 +256,7 @@ pub struct DiskAgg {
 pub struct Period<'a> {
     pub member: &'a str,
     pub up: bool,
+    pub down_reason: Option<&'a str>,
     /// Snapshots received (the first included).
     pub snapshots: usize,
     /// The windows the aggregates cover, milliseconds.
@@ -381,6 +386,7 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
     let mut p = Period {
         member: &m.name,
         up: m.up,
+        down_reason: m.down_reason.as_deref(),
         snapshots: all.len(),
         last: all.last(),
         slow_requests: &m.slow_requests,
@@ -588,8 +594,13 @@ fn host_means(
             c.user_percent + c.system_percent + c.iowait_percent + c.steal_percent + c.idle_percent;
         // An all-zero window (no ticks yet) says nothing.
         if total > 0.0 {
-            // iowait is idle time with I/O outstanding: not CPU work.
-            busy.add(100.0 - c.idle_percent - c.iowait_percent, w);
+            // iowait is idle time with I/O outstanding: not CPU work. Steal is time the
+            // hypervisor gave other guests: not this host's processes' work either (it has
+            // its own rule, cpu-steal), so it must not make cpu-saturation blame them.
+            busy.add(
+                (100.0 - c.idle_percent - c.iowait_percent - c.steal_percent).max(0.0),
+                w,
+            );
             iowait.add(c.iowait_percent, w);
             steal.add(c.steal_percent, w);
         }
@@ -659,7 +670,10 @@ pub fn member_down(p: &Period) -> Option<Finding> {
         return None;
     }
     let mut f = p.finding("member-down", Severity::Bottleneck);
-    f.summary = "the member does not answer".to_string();
+    f.summary = "the member does not answer (or gave no usable data)".to_string();
+    if let Some(r) = p.down_reason {
+        f.evidence.push(r.to_string());
+    }
     f.evidence.push(format!(
         "{} snapshots received before it stopped",
         p.snapshots

@@ -312,6 +312,7 @@ impl App {
                         .collect()
                 },
                 up: m.up,
+                down_reason: m.error.clone(),
             })
             .collect();
         self.verdict = rules::diagnose(&samples);

@@ -118,6 +118,7 @@ fn member(n: usize, f: impl Fn(&mut Snapshot)) -> MemberSamples {
         snapshots: snaps,
         slow_requests: Vec::new(),
         up: true,
+        down_reason: None,
     }
 }
 
@@ -302,6 +303,22 @@ fn cpu_steal() {
         Some(Severity::Warning)
     );
     assert_eq!(severity_of(&steal(1.0), "cpu-steal"), None);
+}
+
+#[test]
+fn steal_is_not_busy_time_of_other_processes() {
+    // 65 % work + 30 % steal, with tasks waiting: the hypervisor is the cause, not the host's
+    // processes, so the headline is cpu-steal and cpu-saturation does not fire.
+    let m = member(5, |s| {
+        cpu(s, 65.0, 50.0, 8.0);
+        let c = s.host.as_mut().unwrap().cpu.as_mut().unwrap();
+        c.steal_percent = 30.0;
+        c.idle_percent = 5.0;
+    });
+    assert_eq!(period(&m).cpu_busy, Some(65.0));
+    assert_eq!(severity_of(&m, "cpu-saturation"), None);
+    let v = diagnose(std::slice::from_ref(&m));
+    assert_eq!(v.findings[0].rule, "cpu-steal");
 }
 
 #[test]
@@ -584,9 +601,18 @@ fn kernel_settings_are_advice() {
 fn a_member_down_and_a_member_without_leader() {
     let mut down = member(0, |_| {});
     down.up = false;
+    down.down_reason = Some("the diagnostics stream ended early".into());
     let v = diagnose(&[down]);
     assert_eq!(v.findings.len(), 1);
     assert_eq!(v.findings[0].rule, "member-down");
+    assert_eq!(
+        v.findings[0].evidence[0],
+        "the diagnostics stream ended early"
+    );
+    // Windows that look healthy do not make a member up that gave no usable period.
+    let mut m = member(3, |_| {});
+    m.up = false;
+    assert_eq!(diagnose(&[m]).exit_code(), 2);
     assert_eq!(v.exit_code(), 2);
     let m = member(3, |s| s.raft.as_mut().unwrap().leader = 0);
     assert_eq!(severity_of(&m, "no-leader"), Some(Severity::Bottleneck));
