@@ -733,3 +733,26 @@ fn a_reconnected_streams_first_snapshot_shows_no_now_figures() {
         "lifetime quantiles shown as now: {row}"
     );
 }
+
+#[test]
+fn share_is_time_per_pass_over_the_mean_request() {
+    use views::layers::share;
+    const MS: u64 = 1_000_000;
+    // Four closed-loop writers, 20 ms fsyncs each serving four puts of about 21 ms: a put
+    // waits for a whole fsync, so the share is 20 / 21, not the fsyncs' sum over the puts' sum
+    // (about 24 %).
+    let request = Some((4 * 48, 4 * 48 * 21 * MS));
+    assert_eq!(share("wal.fsync", "ns", 48, 48 * 20 * MS, request), "95%");
+    // A per-request layer: half the request.
+    assert_eq!(
+        share("mvcc.range", "ns", 10, 10 * 21 * MS / 2, request),
+        "50%"
+    );
+    // Off the request path, whatever its figures.
+    assert_eq!(share("backend.commit", "ns", 10, 10 * MS, request), "bg");
+    assert_eq!(share("mvcc.compaction", "ns", 1, MS, request), "bg");
+    // Not a time, or nothing to compare with.
+    assert_eq!(share("raft.ready", "bytes", 10, 10, request), "–");
+    assert_eq!(share("raft.ready", "ns", 10, 10 * MS, None), "–");
+    assert_eq!(share("raft.ready", "ns", 0, 0, request), "–");
+}
