@@ -69,7 +69,7 @@ fn show(scenario: &str, code: i32, doc: &Value) {
         );
         eprintln!(
             "  busy {} psi_cpu {} load1 {} glassd_cpu {}",
-            p["cpu_busy_percent"], p["psi_cpu_some_avg10"], p["load1"], p["glassd_cpu_percent"]
+            p["cpu_busy_percent"], p["psi_cpu_some_percent"], p["load1"], p["glassd_cpu_percent"]
         );
         for (name, l) in p["layers"].as_object().unwrap() {
             eprintln!(

@@ -76,12 +76,15 @@ struct Figures {
     window_ms: u64,
     cpu_busy_percent: Option<f64>,
     cpu_steal_percent: Option<f64>,
-    psi_cpu_some_avg10: Option<f64>,
+    /// PSI cpu "some" as a share of the period, percent (from the stall totals when a
+    /// baseline exists, else the windows' avg10 mean; see the rules' "Windows").
+    psi_cpu_some_percent: Option<f64>,
     load1: Option<f64>,
     cores: u32,
     glassd_cpu_percent: Option<f64>,
     glassd_nonvoluntary_per_s: Option<f64>,
-    psi_memory_some_avg10: Option<f64>,
+    /// PSI memory "some", percent, as `psi_cpu_some_percent`.
+    psi_memory_some_percent: Option<f64>,
     swap_pages_per_s: Option<f64>,
     /// The backend at the end of the period.
     freelist_type: String,
@@ -108,12 +111,12 @@ impl Figures {
             window_ms: p.window_ms,
             cpu_busy_percent: p.cpu_busy,
             cpu_steal_percent: p.cpu_steal,
-            psi_cpu_some_avg10: p.psi_cpu_some,
+            psi_cpu_some_percent: p.psi_cpu_some,
             load1: p.load1,
             cores: p.cores,
             glassd_cpu_percent: p.process_cpu,
             glassd_nonvoluntary_per_s: p.nonvoluntary_per_s,
-            psi_memory_some_avg10: p.psi_memory_some,
+            psi_memory_some_percent: p.psi_memory_some,
             swap_pages_per_s: p.swap_pages_per_s,
             layers: p.layers.into_iter().filter(|(_, l)| l.count > 0).collect(),
         }

@@ -18,7 +18,7 @@
 //! | `memory-pressure` | swapping ≥ 50 pages/s or PSI memory full ≥ 5 % | bottleneck; warning: PSI memory some ≥ 10 % or available < 10 % | etcd: no swap |
 //! | `slow-wal-fsync` | `wal.fsync` p99 ≥ 10 ms (≥ 20 syncs) | bottleneck | etcd: WAL fsync p99 < 10 ms |
 //! | `slow-backend-commit` | `backend.commit` p99 ≥ 25 ms (≥ 10 commits) | bottleneck | etcd: backend commit p99 < 25 ms |
-//! | `freelist-fragmentation` | array freelist with ≥ 1 000 free runs and `freelist.allocate` p99 ≥ 20 µs (≥ 10 allocations), or p99 ≥ 1 ms | bottleneck; warning: array freelist with ≥ 1 000 free runs | Glass (bbolt's array scan; measured p99: map 7–15 µs, fragmented array 40–80 µs) |
+//! | `freelist-fragmentation` | array freelist with ≥ 1 000 free runs and `freelist.allocate` p99 ≥ 20 µs (≥ 10 allocations), or an array freelist's p99 ≥ 1 ms (the map freelist is not judged) | bottleneck; warning: array freelist with ≥ 1 000 free runs | Glass (bbolt's array scan; measured p99: map 7–15 µs, fragmented array 40–80 µs) |
 //! | `backend-tx-lock-contention` | `backend.tx_lock_wait` (or `bolt.rw_lock_wait`) p99 ≥ 10 ms (≥ 20 waits) | bottleneck (warning ≥ 5 ms) | Glass |
 //! | `treeindex-lock-contention` | `mvcc.treeindex_lock_wait` p99 ≥ 1 ms (≥ 100 waits) and ≥ 10 % of the apply p99 (`etcdserver.apply`; `api.unary` without applies) | bottleneck (warning: max ≥ 10 ms and ≥ 10 % of it) | Glass |
 //! | `expensive-requests` | `mvcc.range` p99 ≥ 100 ms (≥ 20 ranges) | bottleneck; warning: range p99 ≥ 20 ms, or ≥ 2 slow requests returning ≥ 1 000 keys or carrying values ≥ 128 KiB | etcd: apply > 100 ms is slow |
@@ -193,7 +193,9 @@ pub const PSI_MEMORY_FULL_PCT: f64 = 5.0;
 pub const PSI_MEMORY_SOME_PCT: f64 = 10.0;
 pub const MEMORY_AVAILABLE_MIN_PCT: f64 = 10.0;
 
-/// An allocation this slow (p99) is a bottleneck whatever the free set looks like.
+/// An allocation this slow (p99) on the array freelist is a bottleneck whatever its free set
+/// looks like. The rule judges the array freelist only: a map freelist's allocation is never
+/// judged, however slow.
 pub const FREELIST_ALLOCATE_SLOW_NS: u64 = 1_000_000;
 /// An allocation this slow (p99) on a fragmented array freelist is the scan walking its holes
 /// (measured here: map freelist p99 7–15 µs, fragmented array of 10 000 runs 40–80 µs).
@@ -280,7 +282,8 @@ pub struct Period<'a> {
     /// glassd's CPU use, percent of one core.
     pub process_cpu: Option<f64>,
     /// glassd's involuntary context switches per second (preempted: waited for a CPU). The
-    /// server reads them from `/proc/PID/status`, which counts the main thread only.
+    /// server sums them over glassd's threads (`/proc/PID/task/*/status`; a thread that
+    /// exits drops out of the sum, which the saturating difference hides).
     pub nonvoluntary_per_s: Option<f64>,
     pub disks: Vec<DiskAgg>,
     /// TCP segments retransmitted per segment sent over the period.
@@ -746,10 +749,10 @@ pub fn cpu_saturation(p: &Period) -> Option<Finding> {
             GLASSD_OWN_CPU_SHARE * 100.0
         ));
     }
-    // /proc/PID/status counts the main thread's switches only: zero says nothing.
+    // Summed over glassd's threads; zero (no baseline, or threads gone) says nothing.
     if let Some(n) = p.nonvoluntary_per_s.filter(|n| *n > 0.0) {
         f.evidence.push(format!(
-            "glassd involuntary context switches {n:.0}/s (main thread)"
+            "glassd involuntary context switches {n:.0}/s (all threads)"
         ));
     }
     f.recommendation = if own {

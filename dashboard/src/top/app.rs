@@ -15,7 +15,8 @@ use crate::doctor::rules::{self, MemberSamples, Verdict};
 pub const HISTORY_MS: i64 = 10 * 60 * 1000;
 /// What the Diagnosis view gives the doctor: the recent past, as `glass doctor` samples it.
 pub const DIAGNOSIS_MS: i64 = 2 * 60 * 1000;
-/// A bound on the history whatever the interval (10 minutes at 250 ms).
+/// A bound on the history whatever the interval: 10 minutes at 250 ms and above, 4 minutes at
+/// the smallest interval (100 ms).
 const HISTORY_MAX: usize = 2400;
 /// Flag changes kept for the Flags view.
 const CHANGES_MAX: usize = 50;
