@@ -524,3 +524,50 @@ fn usage_errors_are_not_verdicts() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// A member that advertises a client URL nobody answers on (as behind a port-forward or NAT) is
+/// sampled through the endpoint given, which answered MemberList: up, not down.
+#[test]
+fn an_unreachable_advertised_url_falls_back_to_the_endpoint_given() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let advertised = format!("--advertise-client-urls=http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Glassd, dir.path(), &[&advertised]);
+    let ep = m.endpoint();
+    // The member does advertise the dead URL (the test would prove nothing otherwise).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = client(&rt, &ep);
+    let list = rt.block_on(c.member_list()).unwrap();
+    assert_eq!(
+        list.members()[0].client_urls(),
+        [format!("http://127.0.0.1:{port}")]
+    );
+    let out = Command::new(GLASS)
+        .args([
+            "doctor",
+            "--endpoints",
+            &ep,
+            "--duration",
+            "2s",
+            "--interval",
+            "500ms",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    show(
+        "advertised URL unreachable",
+        out.status.code().unwrap_or(-1),
+        &doc,
+    );
+    assert_eq!(doc["members"][0]["up"], true, "{doc:#}");
+    assert_eq!(doc["members"][0]["endpoint"], ep.as_str());
+    assert!(doc["members"][0]["snapshots"].as_u64().unwrap() >= 2);
+}

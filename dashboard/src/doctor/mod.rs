@@ -2,8 +2,9 @@
 //! prints the verdict with its evidence.
 //!
 //! The members are found through `etcdserverpb.Cluster/MemberList` on the first endpoint that
-//! answers (their first client URL each); when no endpoint answers MemberList, the endpoints
-//! themselves are sampled. Each member gets a `glass.v1.Diagnostics/Watch` stream for
+//! answers (their first client URL each; the member that answered is sampled through the
+//! endpoint given when its advertised URL does not connect: port-forwards, NAT); when no
+//! endpoint answers MemberList, the endpoints themselves are sampled. Each member gets a `glass.v1.Diagnostics/Watch` stream for
 //! `--duration` (one snapshot per `--interval`, the first at once), then its recent slow
 //! requests (`RecentSlowRequests`, those that started during the period, on the member's
 //! clock). A member is up only if its stream delivered snapshots until the deadline (at least
@@ -219,8 +220,10 @@ async fn discover(endpoints: &[String]) -> anyhow::Result<Vec<Target>> {
         )
         .await;
         let Ok(Ok(resp)) = resp else { continue };
-        let targets: Vec<Target> = resp
-            .into_inner()
+        let resp = resp.into_inner();
+        // The member that answered: reachable through `e` whatever it advertises.
+        let answered = resp.header.as_ref().map_or(0, |h| h.member_id);
+        let mut targets: Vec<Target> = resp
             .members
             .into_iter()
             .filter_map(|m| {
@@ -236,6 +239,19 @@ async fn discover(endpoints: &[String]) -> anyhow::Result<Vec<Target>> {
                 })
             })
             .collect();
+        // Through a port-forward or NAT, or with a member advertising an address only it can
+        // reach, the advertised URL does not answer while the endpoint given does: sample the
+        // member that answered through the endpoint given.
+        for t in targets
+            .iter_mut()
+            .filter(|t| t.id == answered && answered != 0)
+        {
+            if endpoint_uri(&t.endpoint).ok() != endpoint_uri(e).ok()
+                && channel(&t.endpoint).await.is_err()
+            {
+                t.endpoint = e.clone();
+            }
+        }
         if !targets.is_empty() {
             return Ok(targets);
         }
