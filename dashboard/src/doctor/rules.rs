@@ -53,7 +53,8 @@
 //! # Windows
 //!
 //! A stream's first snapshot (`window_ms == 0`) covers the time since the process started: it
-//! is skipped when later ones exist, wherever it sits (a reconnected stream starts with one in
+//! is never a window (alone, it gives none: no latency or host rule judges lifetime figures),
+//! wherever it sits (a reconnected stream starts with one in
 //! the middle of the list), and serves only as the baseline of the process's counters, which
 //! are read over the last stream (baseline to its last window). Over the remaining windows, per measurement: counts and sums add, `max` is the
 //! largest, and the quantiles are the count-weighted mean of the windows' quantiles (a window
@@ -81,7 +82,7 @@ pub struct MemberSamples {
     /// The client URL the snapshots came from.
     pub endpoint: String,
     /// Oldest first. A stream's first snapshot (window_ms == 0) covers the time since the process
-    /// started: rules skip it when later ones exist.
+    /// started: rules never fold it in as a window (see "Windows").
     pub snapshots: Vec<Snapshot>,
     /// The member's recent slow requests (newest first), when they were read.
     pub slow_requests: Vec<SlowRequest>,
@@ -364,11 +365,9 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
     let all = &m.snapshots;
     // Every since-start snapshot (a stream's first: `window_ms == 0`, also after a reconnect in
     // the middle of the list) covers the process's whole life: it is never folded in as a
-    // window, only used as a baseline. A lone one is judged (nothing else is known).
-    let mut windows: Vec<&Snapshot> = all.iter().filter(|s| s.window_ms > 0).collect();
-    if windows.is_empty() {
-        windows = all.iter().collect();
-    }
+    // window, only used as a baseline. Alone, it gives no window: nothing is judged from
+    // lifetime figures (state from the last snapshot — raft, memory, kernel — still is).
+    let windows: Vec<&Snapshot> = all.iter().filter(|s| s.window_ms > 0).collect();
     // The counters' segment: the last since-start snapshot followed by windows, and those
     // windows (counters restart with a process, so they are read within one stream only).
     let (base, segment): (Option<&Snapshot>, &[Snapshot]) = {
@@ -440,12 +439,7 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
             }
             a.max = a.max.max(l.max);
         }
-        // A first snapshot alone has no length: weigh it as one.
-        let w = if s.window_ms == 0 {
-            1.0
-        } else {
-            s.window_ms as f64
-        };
+        let w = s.window_ms as f64;
         if let Some(h) = &s.host {
             host_means(h, w, &mut busy, &mut iowait, &mut steal, &mut load);
             p.cores = p.cores.max(h.cores);
