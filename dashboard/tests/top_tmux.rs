@@ -210,7 +210,7 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
     tmux.text("250ms");
     tmux.keys(&["Enter"]);
     tmux.wait_for("the confirmation", |s| {
-        s.contains("set backend-batch-interval to 250ms? y/n")
+        s.contains("set backend-batch-interval to 250ms on compat? y/n")
     });
     tmux.keys(&["y"]);
     let s = tmux.wait_for("the applied change", |s| {
