@@ -9,8 +9,11 @@
 //! - `glass flags get [NAME]` / `glass flags set NAME VALUE [--persist]`: a running member's
 //!   settings, changed without a restart ([`flags`]).
 //! - `glass doctor [--duration 10s] [--interval 1s] [--json]`: samples every member, runs the
-//!   rules and prints the verdict; exit 0 healthy, 1 warnings, 2 a bottleneck, 3 unreachable
-//!   ([`doctor`]).
+//!   rules and prints the verdict; exit 0 healthy, 1 warnings, 2 a bottleneck, 3 nothing could
+//!   be judged ([`doctor`]).
+//!
+//! Usage errors (bad flags) exit 64 and Ctrl-C exits 130, for every command: neither can be
+//! mistaken for one of the doctor's verdicts.
 //! - `glass top --endpoints URL[,URL…]`: the live dashboard ([`top`]).
 //! - `glass demo`: a local glassd under a light load, with `glass top` on it ([`demo`]).
 //!
@@ -48,7 +51,8 @@ enum Command {
     /// A running member's settings: read them all, or change a runtime one without a restart.
     Flags(FlagsCmd),
     /// Samples every member for a while and names the bottleneck, with its evidence and what
-    /// to do; exit 0 healthy, 1 warnings, 2 a bottleneck found, 3 no member reachable.
+    /// to do; exit 0 healthy, 1 warnings, 2 a bottleneck found (or a member down), 3 nothing
+    /// could be judged, 64 a usage error, 130 interrupted.
     Doctor(DoctorCmd),
     /// The live dashboard: members, layers, host, slow requests, flags, diagnosis.
     Top(TopCmd),
@@ -63,7 +67,8 @@ struct DoctorCmd {
     /// members are found through the first that answers.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
     endpoints: Vec<String>,
-    /// How long to sample (`10s`, `500ms`, `1m`).
+    /// How long to sample (`10s`, `500ms`, `1m`): at least two intervals (one window to judge
+    /// after the first snapshot, which covers the process's life).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: std::time::Duration,
     /// The diagnostics snapshot interval (at least 100ms).
@@ -289,7 +294,19 @@ enum Consistency {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and exit 0; a usage error exits 64 (EX_USAGE), not
+        // clap's 2, which is the doctor's "bottleneck found".
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(doctor::EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -300,12 +317,17 @@ fn main() -> ExitCode {
     // Ctrl-C drops the command's future: servers started by `compare` are killed by their guards.
     let result = runtime.block_on(async {
         tokio::select! {
-            r = execute(cli) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            r = execute(cli) => r.map(Some),
+            _ = tokio::signal::ctrl_c() => Ok(None),
         }
     });
     match result {
-        Ok(code) => code,
+        Ok(Some(code)) => code,
+        // 128 + SIGINT, as a shell reports it: not a verdict.
+        Ok(None) => {
+            eprintln!("glass: interrupted");
+            ExitCode::from(doctor::EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("glass: {e:#}");
             ExitCode::FAILURE
@@ -355,10 +377,21 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Doctor(d) => {
+            let interval = d.interval.max(std::time::Duration::from_millis(100));
+            // One window needs two snapshots: the first covers the process's life.
+            if d.duration < 2 * interval {
+                eprintln!(
+                    "glass doctor: --duration {:?} is shorter than two intervals ({:?}): \
+                     nothing could be judged; use e.g. --duration 10s --interval 1s",
+                    d.duration,
+                    2 * interval
+                );
+                return Ok(ExitCode::from(doctor::EXIT_USAGE));
+            }
             let opts = doctor::Options {
                 endpoints: d.endpoints,
                 duration: d.duration,
-                interval: d.interval.max(std::time::Duration::from_millis(100)),
+                interval,
                 json: d.json,
             };
             // Every failure of the doctor is "could not judge": 3, never a verdict's 1.

@@ -69,7 +69,7 @@ fn show(scenario: &str, code: i32, doc: &Value) {
         );
         eprintln!(
             "  busy {} psi_cpu {} load1 {} glassd_cpu {}",
-            p["cpu_busy_percent"], p["psi_cpu_some_avg10"], p["load1"], p["glassd_cpu_percent"]
+            p["cpu_busy_percent"], p["psi_cpu_some_percent"], p["load1"], p["glassd_cpu_percent"]
         );
         for (name, l) in p["layers"].as_object().unwrap() {
             eprintln!(
@@ -310,11 +310,13 @@ fn lock_contention(rt: &tokio::runtime::Runtime) {
     puts.stop(rt);
     ranges.stop(rt);
     show("lock contention", code, &doc);
+    // Named correctly: long ranges hold the treeIndex read lock that the writers' applies
+    // wait for (a finding on the wrong lock must fail here).
     assert_bottleneck(
         "lock contention",
         code,
         &doc,
-        &["treeindex-lock-contention", "backend-tx-lock-contention"],
+        &["treeindex-lock-contention"],
     );
 }
 
@@ -360,6 +362,10 @@ fn freelist_fragmentation(rt: &tokio::runtime::Runtime) {
     let (code, doc) = doctor(&ep);
     load.stop(rt);
     show("freelist fragmentation", code, &doc);
+    // Depends on the machine: the bottleneck needs an allocation p99 ≥ 20 µs
+    // (FREELIST_ALLOCATE_SLOW_NS; 47–55 µs measured on the 2-core dev box), so a CPU about 2.5×
+    // faster gets only the warning; and the fill's "two keys per leaf" layout assumes 4 KiB
+    // pages (64 KiB-page arm64 breaks it). The threshold stays; see rules.rs's table.
     assert_bottleneck(
         "freelist fragmentation",
         code,
@@ -403,7 +409,15 @@ fn healthy(rt: &tokio::runtime::Runtime) {
 
     // The human report: the verdict first, then the member and the findings.
     let out = Command::new(GLASS)
-        .args(["doctor", "--endpoints", &ep, "--duration", "1s"])
+        .args([
+            "doctor",
+            "--endpoints",
+            &ep,
+            "--duration",
+            "2s",
+            "--interval",
+            "500ms",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -424,7 +438,7 @@ fn member_goes_down() {
             "--endpoints",
             &ep,
             "--duration",
-            "3s",
+            "8s",
             "--interval",
             "500ms",
             "--json",
@@ -433,7 +447,10 @@ fn member_goes_down() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The doctor reports nothing until it ends and glassd has no sign of an open Watch to poll,
+    // so wait long enough for a slow start on a busy box (process start, connect, the first
+    // snapshot at once, then one every 500 ms), well before the 8 s deadline.
+    std::thread::sleep(Duration::from_secs(3));
     m.kill();
     let out = child.wait_with_output().unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -462,6 +479,8 @@ fn no_member_reachable_exits_3() {
             &format!("127.0.0.1:{port}"),
             "--duration",
             "1s",
+            "--interval",
+            "500ms",
             "--json",
         ])
         .output()
@@ -472,8 +491,83 @@ fn no_member_reachable_exits_3() {
     assert!(out.stdout.is_empty());
     // A malformed endpoint is not a verdict either.
     let out = Command::new(GLASS)
-        .args(["doctor", "--endpoints", "https://x:1", "--duration", "1s"])
+        .args([
+            "doctor",
+            "--endpoints",
+            "https://x:1",
+            "--duration",
+            "1s",
+            "--interval",
+            "500ms",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+}
+
+/// Usage errors exit 64: never 2 ("bottleneck found"), which clap would use.
+#[test]
+fn usage_errors_are_not_verdicts() {
+    for args in [
+        &["doctor", "--duration", "10"][..],
+        &["doctor", "--no-such-flag"],
+        // Shorter than two intervals: nothing could be judged.
+        &["doctor", "--duration", "1s", "--interval", "1s"],
+    ] {
+        let out = Command::new(GLASS).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    let out = Command::new(GLASS)
+        .args(["doctor", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A member that advertises a client URL nobody answers on (as behind a port-forward or NAT) is
+/// sampled through the endpoint given, which answered MemberList: up, not down.
+#[test]
+fn an_unreachable_advertised_url_falls_back_to_the_endpoint_given() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let advertised = format!("--advertise-client-urls=http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let m = Member::start(Kind::Glassd, dir.path(), &[&advertised]);
+    let ep = m.endpoint();
+    // The member does advertise the dead URL (the test would prove nothing otherwise).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = client(&rt, &ep);
+    let list = rt.block_on(c.member_list()).unwrap();
+    assert_eq!(
+        list.members()[0].client_urls(),
+        [format!("http://127.0.0.1:{port}")]
+    );
+    let out = Command::new(GLASS)
+        .args([
+            "doctor",
+            "--endpoints",
+            &ep,
+            "--duration",
+            "2s",
+            "--interval",
+            "500ms",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    show(
+        "advertised URL unreachable",
+        out.status.code().unwrap_or(-1),
+        &doc,
+    );
+    assert_eq!(doc["members"][0]["up"], true, "{doc:#}");
+    assert_eq!(doc["members"][0]["endpoint"], ep.as_str());
+    assert!(doc["members"][0]["snapshots"].as_u64().unwrap() >= 2);
 }

@@ -185,7 +185,17 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
     tmux.keys(&["4"]);
     tmux.wait_for("the Slow requests view", |s| s.contains("Slow requests — "));
     tmux.keys(&["6"]);
-    tmux.wait_for("the Diagnosis view", |s| s.contains("┌ Diagnosis"));
+    // A verdict, read from snapshots: not only the view's labels. The member is up, so it is
+    // not the member-down verdict.
+    let s = tmux.wait_for("the Diagnosis view with a verdict", |s| {
+        s.contains("┌ Diagnosis")
+            && ["HEALTHY", "ADVICE", "WARNING", "BOTTLENECK"]
+                .iter()
+                .any(|v| s.contains(v))
+            && s.contains(" snapshot(s)")
+            && !s.contains("over 0 snapshot(s)")
+    });
+    assert!(!s.contains("member-down"), "{s}");
     tmux.keys(&["Tab"]);
     tmux.wait_for("Tab wrapping to the Overview", |s| {
         s.contains("Members (1)")
@@ -210,7 +220,7 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
     tmux.text("250ms");
     tmux.keys(&["Enter"]);
     tmux.wait_for("the confirmation", |s| {
-        s.contains("set backend-batch-interval to 250ms? y/n")
+        s.contains("set backend-batch-interval to 250ms on compat? y/n")
     });
     tmux.keys(&["y"]);
     let s = tmux.wait_for("the applied change", |s| {

@@ -406,7 +406,7 @@ impl Config {
                 Ok(d) => {
                     cfg.test_fsync_delay = Some(d);
                     cfg.warnings.push(format!(
-                        "{TEST_FSYNC_DELAY_ENV}={v}: TEST-ONLY, every WAL fdatasync is slowed down by {d:?}"
+                        "{TEST_FSYNC_DELAY_ENV}={v}: TEST-ONLY, every WAL and snapshot fdatasync is slowed down by {d:?}"
                     ));
                 }
                 Err(e) => cfg

@@ -2,19 +2,23 @@
 //! prints the verdict with its evidence.
 //!
 //! The members are found through `etcdserverpb.Cluster/MemberList` on the first endpoint that
-//! answers (their first client URL each); when no endpoint answers MemberList, the endpoints
-//! themselves are sampled. Each member gets a `glass.v1.Diagnostics/Watch` stream for
+//! answers (their first client URL each; the member that answered is sampled through the
+//! endpoint given when its advertised URL does not connect: port-forwards, NAT); when no
+//! endpoint answers MemberList, the endpoints themselves are sampled. Each member gets a `glass.v1.Diagnostics/Watch` stream for
 //! `--duration` (one snapshot per `--interval`, the first at once), then its recent slow
-//! requests (`RecentSlowRequests`, those that started during the period). A member whose
-//! stream cannot be opened, or that does not answer at the end, is reported down, never a
-//! crash of the command.
+//! requests (`RecentSlowRequests`, those that started during the period, on the member's
+//! clock). A member is up only if its stream delivered snapshots until the deadline (at least
+//! two: one window) and it answered at the end; a member whose stream cannot be opened, ends
+//! early (it stopped or restarted) or gave too little is reported down with the reason, never
+//! judged healthy for lack of data, and never a crash of the command.
 //!
 //! Exit codes: 0 healthy (advice included), 1 warnings, 2 a bottleneck (or a member down),
-//! 3 no member could be reached at all.
+//! 3 nothing could be judged (no member gave a snapshot, or the doctor failed), 64 a usage
+//! error (bad flags, `--duration` under two intervals), 130 interrupted (Ctrl-C).
 
 pub mod rules;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use glassd::pb::etcdserverpb::cluster_client::ClusterClient;
@@ -27,8 +31,12 @@ use tonic::transport::{Channel, Endpoint};
 use crate::bench::endpoint_uri;
 use rules::{diagnose, MemberSamples, Severity, Verdict};
 
-/// The exit code when no member answered.
+/// The exit code when nothing could be judged (no member answered, or the doctor failed).
 pub const EXIT_UNREACHABLE: u8 = 3;
+/// The exit code of a usage error (sysexits' EX_USAGE): never a verdict's 0-3.
+pub const EXIT_USAGE: u8 = 64;
+/// The exit code when interrupted (Ctrl-C: 128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// How long a connection or a unary call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,12 +77,15 @@ struct Figures {
     window_ms: u64,
     cpu_busy_percent: Option<f64>,
     cpu_steal_percent: Option<f64>,
-    psi_cpu_some_avg10: Option<f64>,
+    /// PSI cpu "some" as a share of the period, percent (from the stall totals when a
+    /// baseline exists, else the windows' avg10 mean; see the rules' "Windows").
+    psi_cpu_some_percent: Option<f64>,
     load1: Option<f64>,
     cores: u32,
     glassd_cpu_percent: Option<f64>,
     glassd_nonvoluntary_per_s: Option<f64>,
-    psi_memory_some_avg10: Option<f64>,
+    /// PSI memory "some", percent, as `psi_cpu_some_percent`.
+    psi_memory_some_percent: Option<f64>,
     swap_pages_per_s: Option<f64>,
     /// The backend at the end of the period.
     freelist_type: String,
@@ -101,12 +112,12 @@ impl Figures {
             window_ms: p.window_ms,
             cpu_busy_percent: p.cpu_busy,
             cpu_steal_percent: p.cpu_steal,
-            psi_cpu_some_avg10: p.psi_cpu_some,
+            psi_cpu_some_percent: p.psi_cpu_some,
             load1: p.load1,
             cores: p.cores,
             glassd_cpu_percent: p.process_cpu,
             glassd_nonvoluntary_per_s: p.nonvoluntary_per_s,
-            psi_memory_some_avg10: p.psi_memory_some,
+            psi_memory_some_percent: p.psi_memory_some,
             swap_pages_per_s: p.swap_pages_per_s,
             layers: p.layers.into_iter().filter(|(_, l)| l.count > 0).collect(),
         }
@@ -140,9 +151,14 @@ pub async fn run(opts: &Options) -> anyhow::Result<u8> {
     }
     if members.iter().all(|m| !m.up && m.snapshots.is_empty()) {
         let names: Vec<&str> = members.iter().map(|m| m.endpoint.as_str()).collect();
+        let reasons: Vec<&str> = members
+            .iter()
+            .filter_map(|m| m.down_reason.as_deref())
+            .collect();
         eprintln!(
-            "glass doctor: no member could be reached ({})",
-            names.join(", ")
+            "glass doctor: no member could be reached or gave a snapshot ({}): {}",
+            names.join(", "),
+            reasons.join("; ")
         );
         return Ok(EXIT_UNREACHABLE);
     }
@@ -204,8 +220,10 @@ async fn discover(endpoints: &[String]) -> anyhow::Result<Vec<Target>> {
         )
         .await;
         let Ok(Ok(resp)) = resp else { continue };
-        let targets: Vec<Target> = resp
-            .into_inner()
+        let resp = resp.into_inner();
+        // The member that answered: reachable through `e` whatever it advertises.
+        let answered = resp.header.as_ref().map_or(0, |h| h.member_id);
+        let mut targets: Vec<Target> = resp
             .members
             .into_iter()
             .filter_map(|m| {
@@ -221,6 +239,19 @@ async fn discover(endpoints: &[String]) -> anyhow::Result<Vec<Target>> {
                 })
             })
             .collect();
+        // Through a port-forward or NAT, or with a member advertising an address only it can
+        // reach, the advertised URL does not answer while the endpoint given does: sample the
+        // member that answered through the endpoint given.
+        for t in targets
+            .iter_mut()
+            .filter(|t| t.id == answered && answered != 0)
+        {
+            if endpoint_uri(&t.endpoint).ok() != endpoint_uri(e).ok()
+                && channel(&t.endpoint).await.is_err()
+            {
+                t.endpoint = e.clone();
+            }
+        }
         if !targets.is_empty() {
             return Ok(targets);
         }
@@ -243,11 +274,14 @@ async fn sample(t: Target, duration: Duration, interval: Duration) -> MemberSamp
         endpoint: t.endpoint,
         ..MemberSamples::default()
     };
-    let start_unix_ms = unix_ms();
     let deadline = tokio::time::Instant::now() + duration;
     let client = channel(&m.endpoint).await.map(DiagnosticsClient::new);
-    let Ok(mut client) = client else {
-        return m;
+    let mut client = match client {
+        Ok(c) => c,
+        Err(e) => {
+            m.down_reason = Some(format!("{e:#}"));
+            return m;
+        }
     };
     let watch = tokio::time::timeout(
         CALL_TIMEOUT,
@@ -256,33 +290,98 @@ async fn sample(t: Target, duration: Duration, interval: Duration) -> MemberSamp
         }),
     )
     .await;
-    if let Ok(Ok(resp)) = watch {
-        let mut stream = resp.into_inner();
-        // The last snapshot is due at the deadline: wait a little beyond it for it.
-        let grace = interval / 2 + Duration::from_millis(200);
-        // Ends when the stream ends or fails (the member went away), or the deadline passes.
-        while let Ok(Ok(Some(s))) =
-            tokio::time::timeout_at(deadline + grace, stream.message()).await
-        {
-            m.snapshots.push(s);
-            if tokio::time::Instant::now() >= deadline {
-                break;
+    // Whether the stream delivered until the deadline.
+    let mut complete = false;
+    match watch {
+        Ok(Ok(resp)) => {
+            let mut stream = resp.into_inner();
+            // The last snapshot is due at the deadline: wait a little beyond it for it (capped,
+            // so that a large interval cannot hold the doctor long past its duration).
+            let grace = (interval / 2).min(Duration::from_secs(2)) + Duration::from_millis(200);
+            // When the last snapshot came.
+            let mut last_rx = None;
+            // Ends when the stream ends or fails (the member went away), or the deadline passes.
+            loop {
+                match tokio::time::timeout_at(deadline + grace, stream.message()).await {
+                    Ok(Ok(Some(s))) => {
+                        m.snapshots.push(s);
+                        last_rx = Some(tokio::time::Instant::now());
+                        if tokio::time::Instant::now() >= deadline {
+                            complete = true;
+                            break;
+                        }
+                    }
+                    Ok(Ok(None)) => {
+                        m.down_reason = Some(format!(
+                            "the diagnostics stream ended early, after {} snapshot(s): the member stopped or restarted",
+                            m.snapshots.len()
+                        ));
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        m.down_reason = Some(format!(
+                            "the diagnostics stream failed after {} snapshot(s): {}",
+                            m.snapshots.len(),
+                            e.message()
+                        ));
+                        break;
+                    }
+                    // The last snapshot came just before the deadline, the next is due after
+                    // it: the stream delivered the whole period.
+                    Err(_) if last_rx.is_some_and(|t| t + interval >= deadline) => {
+                        complete = true;
+                        break;
+                    }
+                    Err(_) => {
+                        m.down_reason = Some(format!(
+                            "the diagnostics stream stalled ({} snapshot(s) received)",
+                            m.snapshots.len()
+                        ));
+                        break;
+                    }
+                }
             }
         }
+        Ok(Err(e)) => {
+            m.down_reason = Some(format!(
+                "the diagnostics stream could not be opened: {}",
+                e.message()
+            ))
+        }
+        Err(_) => {
+            m.down_reason = Some(format!(
+                "the diagnostics stream did not open within {CALL_TIMEOUT:?}"
+            ))
+        }
+    }
+    if complete && m.snapshots.len() < 2 {
+        complete = false;
+        m.down_reason = Some(format!(
+            "only {} snapshot(s) by the deadline: no window to judge",
+            m.snapshots.len()
+        ));
     }
     let slow = tokio::time::timeout(
         CALL_TIMEOUT,
         client.recent_slow_requests(RecentSlowRequestsRequest { limit: 0 }),
     )
     .await;
-    if let Ok(Ok(resp)) = slow {
-        m.up = true;
-        m.slow_requests = resp
-            .into_inner()
-            .requests
-            .into_iter()
-            .filter(|r| r.unix_ms >= start_unix_ms)
-            .collect();
+    // The period started at the first snapshot, on the member's clock (no skew with ours).
+    let start_unix_ms = m.snapshots.first().map_or(i64::MAX, |s| s.unix_ms);
+    match slow {
+        Ok(Ok(resp)) => {
+            m.up = complete;
+            m.slow_requests = resp
+                .into_inner()
+                .requests
+                .into_iter()
+                .filter(|r| r.unix_ms >= start_unix_ms)
+                .collect();
+        }
+        _ if m.down_reason.is_none() => {
+            m.down_reason = Some("no answer to RecentSlowRequests at the end".to_string());
+        }
+        _ => {}
     }
     if let Some(s) = m.snapshots.last() {
         if m.id == 0 {
@@ -293,12 +392,6 @@ async fn sample(t: Target, duration: Duration, interval: Duration) -> MemberSamp
         }
     }
     m
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The human report: the verdict, what was sampled, each finding with its evidence and what
@@ -316,7 +409,11 @@ fn human(v: &Verdict, members: &[MemberSamples], opts: &Options) -> String {
             "  {} ({}): {}, {} snapshots, {} slow requests\n",
             m.name,
             m.endpoint,
-            if m.up { "up" } else { "DOWN" },
+            match (m.up, &m.down_reason) {
+                (true, _) => "up".to_string(),
+                (false, Some(r)) => format!("DOWN ({r})"),
+                (false, None) => "DOWN".to_string(),
+            },
             m.snapshots.len(),
             m.slow_requests.len()
         ));

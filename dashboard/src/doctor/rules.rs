@@ -13,12 +13,12 @@
 //! |----|--------------------------------------|----------|-------------------------|
 //! | `member-down` | the member did not answer | bottleneck | — |
 //! | `no-leader` | the member's last snapshot knows no leader | bottleneck | — |
-//! | `cpu-saturation` | host busy ≥ 90 % and runnable pressure (PSI cpu some ≥ 20 % of the period or load1 ≥ 1.5 × cores) | bottleneck when other processes use the CPUs; warning when glassd itself uses ≥ 60 % of the busy time (its requests are the cause, which the request rules name), or at busy ≥ 75 % with pressure | Glass |
+//! | `cpu-saturation` | host busy (user + system + …, steal and iowait excluded) ≥ 90 % and runnable pressure (PSI cpu some ≥ 20 % of the period or load1 ≥ 1.5 × cores) | bottleneck when other processes use the CPUs; warning when glassd itself uses ≥ 60 % of the busy time (its requests are the cause, which the request rules name), or at busy ≥ 75 % with pressure | Glass |
 //! | `cpu-steal` | steal ≥ 10 % of the host's CPU time | bottleneck (warning ≥ 3 %) | Glass |
 //! | `memory-pressure` | swapping ≥ 50 pages/s or PSI memory full ≥ 5 % | bottleneck; warning: PSI memory some ≥ 10 % or available < 10 % | etcd: no swap |
 //! | `slow-wal-fsync` | `wal.fsync` p99 ≥ 10 ms (≥ 20 syncs) | bottleneck | etcd: WAL fsync p99 < 10 ms |
 //! | `slow-backend-commit` | `backend.commit` p99 ≥ 25 ms (≥ 10 commits) | bottleneck | etcd: backend commit p99 < 25 ms |
-//! | `freelist-fragmentation` | array freelist with ≥ 1 000 free runs and `freelist.allocate` p99 ≥ 20 µs (≥ 10 allocations), or p99 ≥ 1 ms | bottleneck; warning: array freelist with ≥ 1 000 free runs | Glass (bbolt's array scan; measured p99: map 7–15 µs, fragmented array 40–80 µs) |
+//! | `freelist-fragmentation` | array freelist with ≥ 1 000 free runs and `freelist.allocate` p99 ≥ 20 µs (≥ 10 allocations), or an array freelist's p99 ≥ 1 ms (the map freelist is not judged) | bottleneck; warning: array freelist with ≥ 1 000 free runs | Glass (bbolt's array scan; measured p99: map 7–15 µs, fragmented array 40–80 µs) |
 //! | `backend-tx-lock-contention` | `backend.tx_lock_wait` (or `bolt.rw_lock_wait`) p99 ≥ 10 ms (≥ 20 waits) | bottleneck (warning ≥ 5 ms) | Glass |
 //! | `treeindex-lock-contention` | `mvcc.treeindex_lock_wait` p99 ≥ 1 ms (≥ 100 waits) and ≥ 10 % of the apply p99 (`etcdserver.apply`; `api.unary` without applies) | bottleneck (warning: max ≥ 10 ms and ≥ 10 % of it) | Glass |
 //! | `expensive-requests` | `mvcc.range` p99 ≥ 100 ms (≥ 20 ranges) | bottleneck; warning: range p99 ≥ 20 ms, or ≥ 2 slow requests returning ≥ 1 000 keys or carrying values ≥ 128 KiB | etcd: apply > 100 ms is slow |
@@ -53,8 +53,10 @@
 //! # Windows
 //!
 //! A stream's first snapshot (`window_ms == 0`) covers the time since the process started: it
-//! is skipped when later ones exist (it still serves as the baseline of the process's
-//! counters). Over the remaining windows, per measurement: counts and sums add, `max` is the
+//! is never a window (alone, it gives none: no latency or host rule judges lifetime figures),
+//! wherever it sits (a reconnected stream starts with one in
+//! the middle of the list), and serves only as the baseline of the process's counters, which
+//! are read over the last stream (baseline to its last window). Over the remaining windows, per measurement: counts and sums add, `max` is the
 //! largest, and the quantiles are the count-weighted mean of the windows' quantiles (a window
 //! with many requests weighs more; an idle window none). That mean can sit below the true
 //! period's p99 when the tail comes in bursts, so the largest window p99 is kept beside it
@@ -80,12 +82,16 @@ pub struct MemberSamples {
     /// The client URL the snapshots came from.
     pub endpoint: String,
     /// Oldest first. A stream's first snapshot (window_ms == 0) covers the time since the process
-    /// started: rules skip it when later ones exist.
+    /// started: rules never fold it in as a window (see "Windows").
     pub snapshots: Vec<Snapshot>,
     /// The member's recent slow requests (newest first), when they were read.
     pub slow_requests: Vec<SlowRequest>,
-    /// False when the member could not be reached at the end of the period.
+    /// False when the member gave no usable data for the period: its stream could not be
+    /// opened, ended early (stopped or restarted), gave fewer than two snapshots, or the member
+    /// could not be reached at the end. Lack of data is never "healthy".
     pub up: bool,
+    /// Why it is not up, when known (shown as the `member-down` finding's evidence).
+    pub down_reason: Option<String>,
 }
 
 /// Ordered: the verdict's severity is the worst finding's (Info excepted, see the module doc).
@@ -188,7 +194,9 @@ pub const PSI_MEMORY_FULL_PCT: f64 = 5.0;
 pub const PSI_MEMORY_SOME_PCT: f64 = 10.0;
 pub const MEMORY_AVAILABLE_MIN_PCT: f64 = 10.0;
 
-/// An allocation this slow (p99) is a bottleneck whatever the free set looks like.
+/// An allocation this slow (p99) on the array freelist is a bottleneck whatever its free set
+/// looks like. The rule judges the array freelist only: a map freelist's allocation is never
+/// judged, however slow.
 pub const FREELIST_ALLOCATE_SLOW_NS: u64 = 1_000_000;
 /// An allocation this slow (p99) on a fragmented array freelist is the scan walking its holes
 /// (measured here: map freelist p99 7–15 µs, fragmented array of 10 000 runs 40–80 µs).
@@ -251,6 +259,7 @@ pub struct DiskAgg {
 pub struct Period<'a> {
     pub member: &'a str,
     pub up: bool,
+    pub down_reason: Option<&'a str>,
     /// Snapshots received (the first included).
     pub snapshots: usize,
     /// The windows the aggregates cover, milliseconds.
@@ -274,7 +283,8 @@ pub struct Period<'a> {
     /// glassd's CPU use, percent of one core.
     pub process_cpu: Option<f64>,
     /// glassd's involuntary context switches per second (preempted: waited for a CPU). The
-    /// server reads them from `/proc/PID/status`, which counts the main thread only.
+    /// server sums them over glassd's threads (`/proc/PID/task/*/status`; a thread that
+    /// exits drops out of the sum, which the saturating difference hides).
     pub nonvoluntary_per_s: Option<f64>,
     pub disks: Vec<DiskAgg>,
     /// TCP segments retransmitted per segment sent over the period.
@@ -353,14 +363,32 @@ impl Mean {
 /// Folds a member's snapshots into its period (see the module doc's "Windows").
 pub fn period(m: &MemberSamples) -> Period<'_> {
     let all = &m.snapshots;
-    // Skip the since-start window when later ones exist; it stays the counters' baseline.
-    let (base, windows): (Option<&Snapshot>, &[Snapshot]) = match all.first() {
-        Some(first) if first.window_ms == 0 && all.len() > 1 => (Some(first), &all[1..]),
-        _ => (None, &all[..]),
+    // Every since-start snapshot (a stream's first: `window_ms == 0`, also after a reconnect in
+    // the middle of the list) covers the process's whole life: it is never folded in as a
+    // window, only used as a baseline. Alone, it gives no window: nothing is judged from
+    // lifetime figures (state from the last snapshot — raft, memory, kernel — still is).
+    let windows: Vec<&Snapshot> = all.iter().filter(|s| s.window_ms > 0).collect();
+    // The counters' segment: the last since-start snapshot followed by windows, and those
+    // windows (counters restart with a process, so they are read within one stream only).
+    let (base, segment): (Option<&Snapshot>, &[Snapshot]) = {
+        let starts: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].window_ms == 0 && i + 1 < all.len())
+            .collect();
+        match starts.last() {
+            Some(&i) => {
+                let end = all[i + 1..]
+                    .iter()
+                    .position(|s| s.window_ms == 0)
+                    .map_or(all.len(), |k| i + 1 + k);
+                (Some(&all[i]), &all[i + 1..end])
+            }
+            None => (None, &all[..]),
+        }
     };
     let mut p = Period {
         member: &m.name,
         up: m.up,
+        down_reason: m.down_reason.as_deref(),
         snapshots: all.len(),
         last: all.last(),
         slow_requests: &m.slow_requests,
@@ -392,7 +420,7 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
         Mean::default(),
     );
     let mut disks: BTreeMap<String, (DiskAgg, Mean, Mean, Mean)> = BTreeMap::new();
-    for s in windows {
+    for &s in &windows {
         for l in &s.layers {
             let a = acc.entry(l.name.as_str()).or_insert(Acc {
                 count: 0,
@@ -411,12 +439,7 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
             }
             a.max = a.max.max(l.max);
         }
-        // A first snapshot alone has no length: weigh it as one.
-        let w = if s.window_ms == 0 {
-            1.0
-        } else {
-            s.window_ms as f64
-        };
+        let w = s.window_ms as f64;
         if let Some(h) = &s.host {
             host_means(h, w, &mut busy, &mut iowait, &mut steal, &mut load);
             p.cores = p.cores.max(h.cores);
@@ -499,10 +522,11 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
         })
         .collect();
 
-    // Counters since start: the last snapshot against the baseline (or the first window).
-    let first = base.or(windows.first());
-    if let (Some(a), Some(b)) = (first, p.last) {
-        let secs = p.window_ms as f64 / 1000.0;
+    // Counters: the segment's last snapshot against its baseline (or its first window).
+    let first = base.or(segment.first());
+    let seg_ms: u64 = segment.iter().map(|s| s.window_ms).sum();
+    if let (Some(a), Some(b)) = (first, segment.last().or(p.last)) {
+        let secs = seg_ms as f64 / 1000.0;
         if let (Some(pa), Some(pb)) = (&a.process, &b.process) {
             if secs > 0.0 && base.is_some() {
                 let d = pb
@@ -523,8 +547,8 @@ pub fn period(m: &MemberSamples) -> Period<'_> {
             p.leader_changes = rb.leader_changes.saturating_sub(ra.leader_changes);
         }
         // PSI over exactly the period, from the stall totals (avg10 lags a change by seconds).
-        if base.is_some() && p.window_ms > 0 {
-            let us = p.window_ms as f64 * 1000.0;
+        if base.is_some() && seg_ms > 0 {
+            let us = seg_ms as f64 * 1000.0;
             let totals = |s: &Snapshot, pick: fn(&HostStatus) -> Option<&Pressure>| {
                 s.host
                     .as_ref()
@@ -567,8 +591,13 @@ fn host_means(
             c.user_percent + c.system_percent + c.iowait_percent + c.steal_percent + c.idle_percent;
         // An all-zero window (no ticks yet) says nothing.
         if total > 0.0 {
-            // iowait is idle time with I/O outstanding: not CPU work.
-            busy.add(100.0 - c.idle_percent - c.iowait_percent, w);
+            // iowait is idle time with I/O outstanding: not CPU work. Steal is time the
+            // hypervisor gave other guests: not this host's processes' work either (it has
+            // its own rule, cpu-steal), so it must not make cpu-saturation blame them.
+            busy.add(
+                (100.0 - c.idle_percent - c.iowait_percent - c.steal_percent).max(0.0),
+                w,
+            );
             iowait.add(c.iowait_percent, w);
             steal.add(c.steal_percent, w);
         }
@@ -638,7 +667,10 @@ pub fn member_down(p: &Period) -> Option<Finding> {
         return None;
     }
     let mut f = p.finding("member-down", Severity::Bottleneck);
-    f.summary = "the member does not answer".to_string();
+    f.summary = "the member does not answer (or gave no usable data)".to_string();
+    if let Some(r) = p.down_reason {
+        f.evidence.push(r.to_string());
+    }
     f.evidence.push(format!(
         "{} snapshots received before it stopped",
         p.snapshots
@@ -711,10 +743,10 @@ pub fn cpu_saturation(p: &Period) -> Option<Finding> {
             GLASSD_OWN_CPU_SHARE * 100.0
         ));
     }
-    // /proc/PID/status counts the main thread's switches only: zero says nothing.
+    // Summed over glassd's threads; zero (no baseline, or threads gone) says nothing.
     if let Some(n) = p.nonvoluntary_per_s.filter(|n| *n > 0.0) {
         f.evidence.push(format!(
-            "glassd involuntary context switches {n:.0}/s (main thread)"
+            "glassd involuntary context switches {n:.0}/s (all threads)"
         ));
     }
     f.recommendation = if own {

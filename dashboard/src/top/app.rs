@@ -15,7 +15,8 @@ use crate::doctor::rules::{self, MemberSamples, Verdict};
 pub const HISTORY_MS: i64 = 10 * 60 * 1000;
 /// What the Diagnosis view gives the doctor: the recent past, as `glass doctor` samples it.
 pub const DIAGNOSIS_MS: i64 = 2 * 60 * 1000;
-/// A bound on the history whatever the interval (10 minutes at 250 ms).
+/// A bound on the history whatever the interval: 10 minutes at 250 ms and above, 4 minutes at
+/// the smallest interval (100 ms).
 const HISTORY_MAX: usize = 2400;
 /// Flag changes kept for the Flags view.
 const CHANGES_MAX: usize = 50;
@@ -125,13 +126,25 @@ impl Member {
     }
 }
 
-/// The Flags view's edit box.
+/// The Flags view's edit box. `member` is the id of the member the edit was started on: the
+/// change goes there whatever is selected when it is confirmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlagEdit {
     None,
-    Editing { name: String, buf: String },
-    Confirm { name: String, value: String },
-    Pending { name: String, value: String },
+    Editing {
+        member: u64,
+        name: String,
+        buf: String,
+    },
+    Confirm {
+        member: u64,
+        name: String,
+        value: String,
+    },
+    Pending {
+        name: String,
+        value: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -156,9 +169,10 @@ pub struct App {
     pub note: Option<String>,
     /// The doctor's last verdict ([`App::refresh_verdict`]).
     pub verdict: Verdict,
-    /// Snapshots applied so far, and when the verdict was last computed: the doctor runs
-    /// again only when something new arrived.
-    snapshots: u64,
+    /// Updates applied so far that change what the doctor reads (snapshots, members, a member
+    /// down, slow requests), and when the verdict was last computed: the doctor runs again
+    /// only when something new arrived.
+    generation: u64,
     verdict_at: Option<u64>,
     /// The member whose flags were last asked for.
     flags_asked: Option<u64>,
@@ -186,7 +200,7 @@ impl App {
             interval_ms,
             note: None,
             verdict: rules::diagnose(&[]),
-            snapshots: 0,
+            generation: 0,
             verdict_at: None,
             flags_asked: None,
             width: u16::MAX,
@@ -200,6 +214,12 @@ impl App {
     }
 
     pub fn apply(&mut self, u: Update) {
+        if matches!(
+            u,
+            Update::Members(_) | Update::Snapshot(..) | Update::Down(..) | Update::Slow(..)
+        ) {
+            self.generation += 1;
+        }
         match u {
             Update::Members(list) => {
                 self.discovery_error = None;
@@ -210,11 +230,18 @@ impl App {
                 }
                 // Members removed from the cluster go; ones never listed (none) stay.
                 self.members.retain(|id, _| ids.contains(id));
+                // An edit of a member that left has nowhere to go.
+                if let FlagEdit::Editing { member, .. } | FlagEdit::Confirm { member, .. } =
+                    &self.edit
+                {
+                    if !self.members.contains_key(member) {
+                        self.edit = FlagEdit::None;
+                    }
+                }
                 self.clamp();
             }
             Update::DiscoveryError(e) => self.discovery_error = Some(e),
             Update::Snapshot(id, snap) => {
-                self.snapshots += 1;
                 let m = self.members.entry(id).or_default();
                 m.up = true;
                 m.error = None;
@@ -259,10 +286,10 @@ impl App {
     /// arrived since it last ran (pure, but not free: the event loop calls it while the
     /// Diagnosis view is open).
     pub fn refresh_verdict(&mut self) {
-        if self.verdict_at == Some(self.snapshots) {
+        if self.verdict_at == Some(self.generation) {
             return;
         }
-        self.verdict_at = Some(self.snapshots);
+        self.verdict_at = Some(self.generation);
         let samples: Vec<MemberSamples> = self
             .members
             .iter()
@@ -274,19 +301,27 @@ impl App {
                     .as_ref()
                     .map(|i| i.endpoint.clone())
                     .unwrap_or_default(),
-                snapshots: {
-                    let newest = m.latest().map_or(0, |s| s.unix_ms);
-                    m.history
+                snapshots: diagnosed(m).cloned().collect(),
+                // Only the requests that started within the diagnosed window (as `glass doctor`
+                // keeps those of its period), on the member's own clock.
+                slow_requests: {
+                    let oldest = diagnosed(m).next().map_or(i64::MAX, |s| s.unix_ms);
+                    m.slow
                         .iter()
-                        .filter(|s| newest - s.unix_ms <= DIAGNOSIS_MS)
+                        .filter(|r| r.unix_ms >= oldest)
                         .cloned()
                         .collect()
                 },
-                slow_requests: m.slow.clone(),
                 up: m.up,
+                down_reason: m.error.clone(),
             })
             .collect();
         self.verdict = rules::diagnose(&samples);
+    }
+
+    /// How many snapshots the Diagnosis reads for `m`.
+    pub fn diagnosed_snapshots(m: &Member) -> usize {
+        diagnosed(m).count()
     }
 
     fn clamp(&mut self) {
@@ -392,33 +427,47 @@ impl App {
             return None;
         }
         match self.edit.clone() {
-            FlagEdit::Editing { name, mut buf } => {
+            FlagEdit::Editing {
+                member,
+                name,
+                mut buf,
+            } => {
                 match k.code {
                     KeyCode::Esc => self.edit = FlagEdit::None,
-                    KeyCode::Enter => self.edit = FlagEdit::Confirm { name, value: buf },
+                    KeyCode::Enter => {
+                        self.edit = FlagEdit::Confirm {
+                            member,
+                            name,
+                            value: buf,
+                        }
+                    }
                     KeyCode::Backspace => {
                         buf.pop();
-                        self.edit = FlagEdit::Editing { name, buf };
+                        self.edit = FlagEdit::Editing { member, name, buf };
                     }
-                    KeyCode::Char(c) => {
+                    KeyCode::Char(c) if !ctrl => {
                         buf.push(c);
-                        self.edit = FlagEdit::Editing { name, buf };
+                        self.edit = FlagEdit::Editing { member, name, buf };
                     }
                     _ => {}
                 }
                 return None;
             }
-            FlagEdit::Confirm { name, value } => {
+            FlagEdit::Confirm {
+                member,
+                name,
+                value,
+            } => {
                 match k.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') => {
-                        if let Some((id, _)) = self.selected() {
+                        if self.members.contains_key(&member) {
                             self.edit = FlagEdit::Pending {
                                 name: name.clone(),
                                 value: value.clone(),
                             };
                             self.message = None;
                             return Some(Action::SetFlag {
-                                member: id,
+                                member,
                                 name,
                                 value,
                             });
@@ -509,7 +558,7 @@ impl App {
     }
 
     fn start_edit(&mut self) {
-        let Some((_, m)) = self.selected() else {
+        let Some((id, m)) = self.selected() else {
             return;
         };
         let rows = self.flag_rows(m);
@@ -518,6 +567,7 @@ impl App {
         };
         if f.runtime {
             self.edit = FlagEdit::Editing {
+                member: id,
                 name: f.name.clone(),
                 buf: f.value.clone(),
             };
@@ -530,6 +580,14 @@ impl App {
     /// Row positions follow the views' layout: lists start at [`LIST_TOP`] (tab bar, member line,
     /// block border and header above).
     pub fn mouse(&mut self, m: MouseEvent) -> Option<Action> {
+        // An open edit box owns the input: a click must not change the view or the member
+        // under it (the edit goes to the member it was started on anyway).
+        if matches!(
+            self.edit,
+            FlagEdit::Editing { .. } | FlagEdit::Confirm { .. }
+        ) {
+            return None;
+        }
         match m.kind {
             MouseEventKind::ScrollDown => self.move_row(1),
             MouseEventKind::ScrollUp => self.move_row(-1),
@@ -557,6 +615,14 @@ impl App {
         }
         None
     }
+}
+
+/// The snapshots the Diagnosis reads: the member's last [`DIAGNOSIS_MS`] of history.
+fn diagnosed(m: &Member) -> impl Iterator<Item = &Snapshot> {
+    let newest = m.latest().map_or(0, |s| s.unix_ms);
+    m.history
+        .iter()
+        .filter(move |s| newest - s.unix_ms <= DIAGNOSIS_MS)
 }
 
 /// Where the tab labels start on the first line (after the program's name).

@@ -4,7 +4,8 @@
 //!
 //! - Discovery: `Cluster/MemberList` through the first endpoint that answers, every
 //!   [`MEMBERS_EVERY`]; a member that appears gets its own task, one that leaves has its task
-//!   aborted (membership is followed, not fixed at start).
+//!   aborted (membership is followed, not fixed at start). The member that answered is followed
+//!   through that endpoint when its advertised client URL does not connect (port-forward, NAT).
 //! - Per member: a `Diagnostics/Watch` stream; `RecentSlowRequests` every [`SLOW_EVERY`] beside
 //!   it. A broken stream (or one silent for three intervals) reports [`Update::Down`] and is
 //!   reopened with exponential backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]).
@@ -186,8 +187,9 @@ async fn member_list(endpoints: &[String]) -> Result<Vec<MemberInfo>, String> {
             .await
         {
             Ok(r) => {
-                return Ok(r
-                    .into_inner()
+                let r = r.into_inner();
+                let answered = r.header.as_ref().map_or(0, |h| h.member_id);
+                let mut list: Vec<MemberInfo> = r
                     .members
                     .into_iter()
                     // A member that has not started has no client URL yet: nothing to follow.
@@ -199,7 +201,19 @@ async fn member_list(endpoints: &[String]) -> Result<Vec<MemberInfo>, String> {
                             endpoint: endpoint_uri(u).unwrap_or_else(|_| u.clone()),
                         })
                     })
-                    .collect());
+                    .collect();
+                // Through a port-forward or NAT (or a member advertising an address only it
+                // can reach), the advertised URL does not answer while this one does: follow
+                // the member that answered through this one.
+                for m in list
+                    .iter_mut()
+                    .filter(|m| m.id == answered && answered != 0)
+                {
+                    if m.endpoint != url && channel(&m.endpoint).await.is_err() {
+                        m.endpoint = url.clone();
+                    }
+                }
+                return Ok(list);
             }
             Err(s) => last = format!("{url}: {}", status(s)),
         }

@@ -512,6 +512,7 @@ fn edit_a_flag_with_filter_and_confirm() {
     assert_eq!(
         app.edit,
         FlagEdit::Editing {
+            member: ALPHA,
             name: "backend-batch-interval".into(),
             buf: "0s".into()
         }
@@ -597,4 +598,169 @@ fn intervals_parse() {
     assert!(super::parse_interval("250").is_err(), "a unit is required");
     assert!(super::parse_interval("5ms").is_err());
     assert!(super::parse_interval("fast").is_err());
+}
+
+#[test]
+fn a_flag_edit_goes_to_the_member_it_was_started_on() {
+    let mut app = fixture();
+    key(&mut app, KeyCode::Char('5'));
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.edit, FlagEdit::Editing { member: ALPHA, .. }));
+    key(&mut app, KeyCode::Enter);
+    // Clicks while the box is open change nothing (here: the Overview tab).
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 13,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    };
+    assert_eq!(app.mouse(click), None);
+    assert_eq!(app.view, View::Flags);
+    // Even if the selection moved under it (a membership change renumbers the list), the
+    // change goes to the member the edit started on.
+    app.member = 1;
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        Some(Action::SetFlag {
+            member: ALPHA,
+            name: "backend-batch-interval".into(),
+            value: "0s".into()
+        })
+    );
+}
+
+#[test]
+fn a_flag_edit_of_a_member_that_left_is_cancelled() {
+    let mut app = fixture();
+    key(&mut app, KeyCode::Char('5'));
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.edit, FlagEdit::Confirm { member: ALPHA, .. }));
+    app.apply(Update::Members(vec![MemberInfo {
+        id: BETA,
+        name: "beta".into(),
+        endpoint: "http://10.0.0.2:2379".into(),
+    }]));
+    assert_eq!(app.edit, FlagEdit::None);
+    assert_eq!(key(&mut app, KeyCode::Char('y')), None);
+}
+
+#[test]
+fn ctrl_keys_do_not_type_into_the_edit_box() {
+    let mut app = fixture();
+    key(&mut app, KeyCode::Char('5'));
+    key(&mut app, KeyCode::Enter);
+    app.key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    assert!(matches!(&app.edit, FlagEdit::Editing { buf, .. } if buf == "0s"));
+}
+
+/// A single-member app with `n` snapshots of alpha.
+fn single(n: u64) -> App {
+    let mut app = App::new(vec!["10.0.0.1:2379".into()], 1000);
+    app.apply(Update::Members(vec![MemberInfo {
+        id: ALPHA,
+        name: "alpha".into(),
+        endpoint: "http://10.0.0.1:2379".into(),
+    }]));
+    for i in 0..n {
+        app.apply(Update::Snapshot(
+            ALPHA,
+            Box::new(snapshot("alpha", ALPHA, i)),
+        ));
+    }
+    app
+}
+
+#[test]
+fn the_diagnosis_follows_a_member_going_down_and_up() {
+    let mut app = single(4);
+    app.view = View::Diagnosis;
+    app.refresh_verdict();
+    let has_down = |app: &App| app.verdict.findings.iter().any(|f| f.rule == "member-down");
+    assert!(!has_down(&app));
+    // No snapshot arrives while it is down: the verdict must change anyway.
+    app.apply(Update::Down(ALPHA, "stream ended".into()));
+    app.refresh_verdict();
+    assert!(has_down(&app));
+    app.apply(Update::Snapshot(
+        ALPHA,
+        Box::new(snapshot("alpha", ALPHA, 4)),
+    ));
+    app.refresh_verdict();
+    assert!(!has_down(&app));
+}
+
+#[test]
+fn the_diagnosis_reads_only_slow_requests_of_its_window() {
+    let mut app = single(4);
+    let large = |unix_ms| SlowRequest {
+        method: "etcdserverpb.KV/Range".into(),
+        unix_ms,
+        duration_ns: 900_000_000,
+        summary: "key=\"a\" keys=20000 count=20000".into(),
+        ..SlowRequest::default()
+    };
+    let expensive = |app: &App| {
+        app.verdict
+            .findings
+            .iter()
+            .any(|f| f.rule == "expensive-requests")
+    };
+    // Two large ranges from an hour ago, still in the member's ring: not judged now.
+    let old = T0 - 3_600_000;
+    app.apply(Update::Slow(ALPHA, vec![large(old), large(old - 1)]));
+    app.refresh_verdict();
+    assert!(!expensive(&app));
+    // The same within the window are.
+    app.apply(Update::Slow(
+        ALPHA,
+        vec![large(T0 + 2000), large(T0 + 1000)],
+    ));
+    app.refresh_verdict();
+    assert!(expensive(&app));
+}
+
+#[test]
+fn a_reconnected_streams_first_snapshot_shows_no_now_figures() {
+    let mut app = single(4);
+    assert!(views::overview::load(&app.members[&ALPHA]).1.is_some());
+    // The stream reconnects: its first snapshot covers the process's life.
+    let mut first = snapshot("alpha", ALPHA, 4);
+    first.window_ms = 0;
+    app.apply(Update::Snapshot(ALPHA, Box::new(first)));
+    assert_eq!(views::overview::load(&app.members[&ALPHA]), (None, None));
+    app.view = View::Layers;
+    let screen = format!("{}", render(&app, 100, 30).backend());
+    let row = screen
+        .lines()
+        .find(|l| l.contains("api.unary"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !row.contains("ms"),
+        "lifetime quantiles shown as now: {row}"
+    );
+}
+
+#[test]
+fn share_is_time_per_pass_over_the_mean_request() {
+    use views::layers::share;
+    const MS: u64 = 1_000_000;
+    // Four closed-loop writers, 20 ms fsyncs each serving four puts of about 21 ms: a put
+    // waits for a whole fsync, so the share is 20 / 21, not the fsyncs' sum over the puts' sum
+    // (about 24 %).
+    let request = Some((4 * 48, 4 * 48 * 21 * MS));
+    assert_eq!(share("wal.fsync", "ns", 48, 48 * 20 * MS, request), "95%");
+    // A per-request layer: half the request.
+    assert_eq!(
+        share("mvcc.range", "ns", 10, 10 * 21 * MS / 2, request),
+        "50%"
+    );
+    // Off the request path, whatever its figures.
+    assert_eq!(share("backend.commit", "ns", 10, 10 * MS, request), "bg");
+    assert_eq!(share("mvcc.compaction", "ns", 1, MS, request), "bg");
+    // Not a time, or nothing to compare with.
+    assert_eq!(share("raft.ready", "bytes", 10, 10, request), "–");
+    assert_eq!(share("raft.ready", "ns", 10, 10 * MS, None), "–");
+    assert_eq!(share("raft.ready", "ns", 0, 0, request), "–");
 }

@@ -118,6 +118,7 @@ fn member(n: usize, f: impl Fn(&mut Snapshot)) -> MemberSamples {
         snapshots: snaps,
         slow_requests: Vec::new(),
         up: true,
+        down_reason: None,
     }
 }
 
@@ -302,6 +303,22 @@ fn cpu_steal() {
         Some(Severity::Warning)
     );
     assert_eq!(severity_of(&steal(1.0), "cpu-steal"), None);
+}
+
+#[test]
+fn steal_is_not_busy_time_of_other_processes() {
+    // 65 % work + 30 % steal, with tasks waiting: the hypervisor is the cause, not the host's
+    // processes, so the headline is cpu-steal and cpu-saturation does not fire.
+    let m = member(5, |s| {
+        cpu(s, 65.0, 50.0, 8.0);
+        let c = s.host.as_mut().unwrap().cpu.as_mut().unwrap();
+        c.steal_percent = 30.0;
+        c.idle_percent = 5.0;
+    });
+    assert_eq!(period(&m).cpu_busy, Some(65.0));
+    assert_eq!(severity_of(&m, "cpu-saturation"), None);
+    let v = diagnose(std::slice::from_ref(&m));
+    assert_eq!(v.findings[0].rule, "cpu-steal");
 }
 
 #[test]
@@ -584,9 +601,18 @@ fn kernel_settings_are_advice() {
 fn a_member_down_and_a_member_without_leader() {
     let mut down = member(0, |_| {});
     down.up = false;
+    down.down_reason = Some("the diagnostics stream ended early".into());
     let v = diagnose(&[down]);
     assert_eq!(v.findings.len(), 1);
     assert_eq!(v.findings[0].rule, "member-down");
+    assert_eq!(
+        v.findings[0].evidence[0],
+        "the diagnostics stream ended early"
+    );
+    // Windows that look healthy do not make a member up that gave no usable period.
+    let mut m = member(3, |_| {});
+    m.up = false;
+    assert_eq!(diagnose(&[m]).exit_code(), 2);
     assert_eq!(v.exit_code(), 2);
     let m = member(3, |s| s.raft.as_mut().unwrap().leader = 0);
     assert_eq!(severity_of(&m, "no-leader"), Some(Severity::Bottleneck));
@@ -597,9 +623,38 @@ fn the_since_start_window_is_skipped() {
     let mut m = member(3, |s| s.layers = vec![layer("wal.fsync", 100, MS)]);
     m.snapshots[0].layers = vec![layer("wal.fsync", 10_000, 500 * MS)];
     assert!(fired(&m, "slow-wal-fsync").is_none());
-    // Alone, it is all there is.
+    // Alone, it is no window: lifetime figures are never judged as now.
     m.snapshots.truncate(1);
-    assert!(fired(&m, "slow-wal-fsync").is_some());
+    assert!(fired(&m, "slow-wal-fsync").is_none());
+    assert_eq!(period(&m).window_ms, 0);
+}
+
+#[test]
+fn every_since_start_snapshot_is_a_baseline_not_a_window() {
+    // [w0, w1000, w1000, w0 (a reconnect: the process's whole life), w1000].
+    let mut m = member(2, |s| s.layers = vec![layer("wal.fsync", 100, MS)]);
+    let mut again = snap(0);
+    again.layers = vec![layer("wal.fsync", 10_000_000, 500 * MS)];
+    again.process.as_mut().unwrap().nonvoluntary_ctxt_switches = 50;
+    m.snapshots.push(again);
+    let mut last = snap(1000);
+    last.layers = vec![layer("wal.fsync", 100, MS)];
+    last.process.as_mut().unwrap().nonvoluntary_ctxt_switches = 550;
+    m.snapshots.push(last);
+    let p = period(&m);
+    let l = p.layers["wal.fsync"];
+    assert_eq!(l.count, 300);
+    assert_eq!(l.p99, MS);
+    assert_eq!(l.worst_p99, MS);
+    assert_eq!(l.max, 2 * MS);
+    assert_eq!(p.window_ms, 3000);
+    // Counters are read within the last stream: 500 switches over its one second.
+    assert_eq!(p.nonvoluntary_per_s, Some(500.0));
+    assert!(fired(&m, "slow-wal-fsync").is_none());
+    // A reconnect whose first window has not come yet: still not a window.
+    m.snapshots.pop();
+    assert_eq!(period(&m).layers["wal.fsync"].count, 200);
+    assert!(fired(&m, "slow-wal-fsync").is_none());
 }
 
 #[test]

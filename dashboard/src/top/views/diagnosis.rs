@@ -22,7 +22,8 @@ fn severity(s: Severity) -> Span<'static> {
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let samples: usize = app.members.values().map(|m| m.history.len()).sum();
+    // What the verdict read: the last DIAGNOSIS_MS of each member's history.
+    let samples: usize = app.members.values().map(App::diagnosed_snapshots).sum();
     render_verdict(&app.verdict, app.row, samples, f, area);
 }
 

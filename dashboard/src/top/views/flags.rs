@@ -125,14 +125,23 @@ fn show(v: &str) -> String {
 fn render_edit(app: &App, f: &mut Frame, area: Rect) {
     let (title, text, color) = match &app.edit {
         FlagEdit::None => return,
-        FlagEdit::Editing { name, buf } => (
+        FlagEdit::Editing { name, buf, .. } => (
             format!("Set {name} (Enter: confirm, Esc: cancel)"),
             format!(" {buf}▏"),
             Color::Yellow,
         ),
-        FlagEdit::Confirm { name, value } => (
+        FlagEdit::Confirm {
+            member,
+            name,
+            value,
+        } => (
             "Confirm".to_string(),
-            format!(" set {name} to {value}? y/n"),
+            format!(
+                " set {name} to {value} on {}? y/n",
+                app.members
+                    .get(member)
+                    .map_or_else(|| format!("{member:x}"), |m| m.name())
+            ),
             Color::Yellow,
         ),
         FlagEdit::Pending { name, value } => (

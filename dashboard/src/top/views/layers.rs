@@ -1,6 +1,16 @@
 //! Layers: the selected member's measurements — rate, p50/p99/max of the latest window, the
-//! share of request time (`sum` over `api.unary`'s `sum`: layers nest, so shares overlap), and
-//! the p99's trend over the kept history; a chart of the selected measurement below.
+//! share of request time, and the p99's trend over the kept history; a chart of the selected
+//! measurement below.
+//!
+//! SHARE is the layer's mean time per pass (`sum / count`) over the mean request's time
+//! (`api.unary`'s `sum / count`): how much of a request one pass through the layer costs.
+//! That holds for per-request layers (lock waits, `mvcc.range`) and for batched ones alike: a
+//! put waits for one whole `wal.fsync` however many puts it serves, so a 20 ms fsync under a
+//! 21 ms put is 95 %, where `sum / sum` would divide it among the concurrent requests. Layers
+//! nest, so shares overlap; a layer that only some requests pass (writes, not reads) can
+//! exceed 100 % of the mean request. Layers off the request path — background commits,
+//! compaction, the freelist and bolt work inside a commit, start-up — show `bg`: no request
+//! waits for them as a rule.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Row, Sparkline, Table, TableState};
@@ -21,6 +31,42 @@ fn p99_history(m: &Member, name: &str) -> Vec<u64> {
                 .map_or(0, |l| l.p99)
         })
         .collect()
+}
+
+/// Measurements no request waits for as a rule (asynchronous commits, compaction, start-up):
+/// a share of request time would be meaningless.
+const BACKGROUND: &[&str] = &[
+    "backend.commit",
+    "backend.commit_fsync",
+    "backend.commit_pages",
+    "bolt.mmap_remap",
+    "bolt.rw_lock_wait",
+    "freelist.allocate",
+    "freelist.release",
+    "mvcc.compaction",
+    "mvcc.compaction_pause",
+    "mvcc.restore",
+];
+
+/// The SHARE column (see the module doc): mean time per pass over the mean request's time.
+pub(crate) fn share(
+    name: &str,
+    unit: &str,
+    count: u64,
+    sum: u64,
+    request: Option<(u64, u64)>,
+) -> String {
+    if BACKGROUND.contains(&name) {
+        return "bg".to_string();
+    }
+    match request {
+        Some((rc, rs)) if unit == "ns" && count > 0 && rc > 0 && rs > 0 => {
+            let layer_mean = sum as f64 / count as f64;
+            let request_mean = rs as f64 / rc as f64;
+            format!("{:.0}%", layer_mean * 100.0 / request_mean)
+        }
+        _ => "–".to_string(),
+    }
 }
 
 /// How long the history spans.
@@ -50,11 +96,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(chart_h)]).areas(area);
     let names = app.layer_rows(m);
-    let request_sum = s
+    let request = s
         .layers
         .iter()
         .find(|l| l.name == "api.unary")
-        .map_or(0, |l| l.sum);
+        .map(|l| (l.count, l.sum));
     // The trend column takes what the others leave; narrow terminals drop it and MAX.
     let wide = top.width >= 80;
     let fixed = 24 + 8 + 9 + 9 + 9 + 6 + 6 + 2;
@@ -67,7 +113,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         .iter()
         .filter_map(|n| s.layers.iter().find(|l| l.name == *n))
         .map(|l| {
-            let idle = l.count == 0;
+            // A stream's first snapshot covers the process's life: no "now" figures yet.
+            let idle = l.count == 0 || s.window_ms == 0;
             let q = |v: u64| {
                 if idle {
                     "–".to_string()
@@ -75,10 +122,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                     in_unit(&l.unit, v)
                 }
             };
-            let share = if l.unit == "ns" && request_sum > 0 && !idle {
-                format!("{:.0}%", l.sum as f64 * 100.0 / request_sum as f64)
-            } else {
+            let share = if s.window_ms == 0 {
                 "–".to_string()
+            } else {
+                share(&l.name, &l.unit, l.count, l.sum, request)
             };
             let mut cells = vec![
                 l.name.clone(),

@@ -5,8 +5,8 @@
 mod diagnosis;
 mod flags;
 mod host;
-mod layers;
-mod overview;
+pub(crate) mod layers;
+pub(crate) mod overview;
 mod slow;
 
 #[cfg(test)]
@@ -148,6 +148,7 @@ const HELP: &[(&str, &str)] = &[
     ("Enter", "Flags: edit a runtime flag, then y/n"),
     ("r", "Flags: read the flags again"),
     ("mouse", "click a tab or a row; wheel scrolls"),
+    ("SHARE", "pass time ÷ mean request; bg: background"),
     ("?", "this help (any key closes)"),
     ("q  Ctrl-C", "quit"),
 ];

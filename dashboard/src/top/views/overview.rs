@@ -10,9 +10,9 @@ use super::{block, bytes, header_style, ns, per_s, rate, selected_style, up_span
 use crate::top::app::{App, Member};
 
 /// Requests per second over all methods and the end-to-end p99 (`api.unary`) of the latest
-/// window.
+/// window (none while the latest is a stream's first snapshot: it covers the process's life).
 pub fn load(m: &Member) -> (Option<f64>, Option<u64>) {
-    let Some(s) = m.latest() else {
+    let Some(s) = m.latest().filter(|s| s.window_ms > 0) else {
         return (None, None);
     };
     let total: u64 = s.methods.iter().map(|w| w.count).sum();
