@@ -181,6 +181,10 @@ pub struct App {
     pub width: u16,
     /// The terminal's height at the last frame (how far the Host view scrolls).
     pub height: u16,
+    /// The first row the last frame's list showed (the table scrolls to keep the selection
+    /// in view): a click on screen row `r` of the list is on row `list_offset + r`. Written by
+    /// the views while drawing, hence a `Cell`.
+    pub list_offset: std::cell::Cell<usize>,
 }
 
 impl App {
@@ -205,6 +209,7 @@ impl App {
             flags_asked: None,
             width: u16::MAX,
             height: u16::MAX,
+            list_offset: std::cell::Cell::new(0),
         }
     }
 
@@ -387,6 +392,7 @@ impl App {
         }
         self.view = v;
         self.row = 0;
+        self.list_offset.set(0);
         // The last SetFlag's outcome belongs to the Flags view.
         self.message = None;
         self.filter.clear();
@@ -497,6 +503,7 @@ impl App {
                 _ => {}
             }
             self.row = 0;
+            self.list_offset.set(0);
             return None;
         }
         match k.code {
@@ -505,6 +512,7 @@ impl App {
             KeyCode::Char('/') => {
                 self.filtering = true;
                 self.row = 0;
+                self.list_offset.set(0);
             }
             KeyCode::Esc => self.filter.clear(),
             KeyCode::Tab => {
@@ -536,6 +544,7 @@ impl App {
         let n = self.rows();
         if n == 0 {
             self.row = 0;
+            self.list_offset.set(0);
             return;
         }
         self.row = self.row.saturating_add_signed(by).min(n - 1);
@@ -602,7 +611,7 @@ impl App {
                 }
             }
             MouseEventKind::Down(MouseButton::Left) if m.row >= LIST_TOP => {
-                let r = usize::from(m.row - LIST_TOP);
+                let r = usize::from(m.row - LIST_TOP) + self.list_offset.get();
                 if r < self.rows() && matches!(self.view, View::Overview | View::Flags | View::Slow)
                 {
                     self.row = r;

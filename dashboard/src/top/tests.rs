@@ -764,3 +764,44 @@ fn share_is_time_per_pass_over_the_mean_request() {
     assert_eq!(share("raft.ready", "ns", 10, 10 * MS, None), "–");
     assert_eq!(share("raft.ready", "ns", 0, 0, request), "–");
 }
+
+#[test]
+fn a_click_in_a_scrolled_list_selects_the_row_under_it() {
+    let mut app = fixture();
+    // More flags than the list shows at this size.
+    app.apply(Update::Flags(
+        ALPHA,
+        Ok((0..30)
+            .map(|i| flag(&format!("flag-{i:02}"), "1", "1", "default", true))
+            .collect()),
+    ));
+    key(&mut app, KeyCode::Char('5'));
+    key(&mut app, KeyCode::Char('G'));
+    let last = app.row;
+    let before = format!("{}", render(&app, 60, 14).backend());
+    let offset = app.list_offset.get();
+    assert!(
+        offset > 0,
+        "row {last} of a 60x14 Flags list is scrolled into view\n{before}"
+    );
+    app.mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 5,
+        row: super::app::LIST_TOP + 1,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(app.row, offset + 1);
+    // The row now selected is the one that was drawn where the click landed.
+    let clicked = before
+        .lines()
+        .nth(usize::from(super::app::LIST_TOP) + 1)
+        .unwrap();
+    let after = format!("{}", render(&app, 60, 14).backend());
+    assert_eq!(app.list_offset.get(), offset, "the list did not move");
+    let selected = after
+        .lines()
+        .nth(usize::from(super::app::LIST_TOP) + 1)
+        .unwrap();
+    assert_eq!(clicked, selected);
+    assert_ne!(app.row, last);
+}

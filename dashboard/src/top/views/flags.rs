@@ -84,8 +84,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                     m.name(),
                     all.len()
                 )));
-            let mut state = TableState::default().with_selected(Some(app.row));
+            let mut state = TableState::default()
+                .with_offset(app.list_offset.get())
+                .with_selected(Some(app.row));
             f.render_stateful_widget(table, top, &mut state);
+            app.list_offset.set(state.offset());
         }
     }
     if changes_h > 0 {

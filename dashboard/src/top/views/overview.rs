@@ -98,8 +98,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         .header(Row::new(header).style(header_style()))
         .row_highlight_style(selected_style())
         .block(block(format!("Members ({})", app.members.len())));
-    let mut state = TableState::default().with_selected(Some(app.member));
+    let mut state = TableState::default()
+        .with_offset(app.list_offset.get())
+        .with_selected(Some(app.member));
     f.render_stateful_widget(table, top, &mut state);
+    app.list_offset.set(state.offset());
 
     let Some((_, m)) = app.selected() else {
         return;

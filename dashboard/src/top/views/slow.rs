@@ -80,8 +80,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     .header(Row::new(["AGE", "METHOD", "DURATION", "CODE", "SUMMARY"]).style(header_style()))
     .row_highlight_style(selected_style())
     .block(block(title));
-    let mut state = TableState::default().with_selected(Some(app.row));
+    let mut state = TableState::default()
+        .with_offset(app.list_offset.get())
+        .with_selected(Some(app.row));
     f.render_stateful_widget(table, top, &mut state);
+    app.list_offset.set(state.offset());
     if let Some(r) = reqs.get(app.row) {
         render_waterfall(r, f, bottom);
     }
