@@ -11,11 +11,12 @@
 //! - `glass doctor [--duration 10s] [--interval 1s] [--json]`: samples every member, runs the
 //!   rules and prints the verdict; exit 0 healthy, 1 warnings, 2 a bottleneck, 3 nothing could
 //!   be judged ([`doctor`]).
-//!
-//! Usage errors (bad flags) exit 64 and Ctrl-C exits 130, for every command: neither can be
-//! mistaken for one of the doctor's verdicts.
 //! - `glass top --endpoints URL[,URL…]`: the live dashboard ([`top`]).
 //! - `glass demo`: a local glassd under a light load, with `glass top` on it ([`demo`]).
+//!
+//! Usage errors (bad flags) exit 64 for every command and Ctrl-C exits 130 (except in `top` and
+//! `demo`, where Ctrl-C is the quit key and exits 0): neither can be mistaken for one of the
+//! doctor's verdicts.
 //!
 //! Layout: `bench/mod.rs` (connections, clients, pacing), `bench/report.rs` (HDR histogram →
 //! etcd's report), `bench/server.rs` (servers started here, killed on drop),

@@ -740,6 +740,18 @@ fn a_reconnected_streams_first_snapshot_shows_no_now_figures() {
         !row.contains("ms"),
         "lifetime quantiles shown as now: {row}"
     );
+    // Nor the per-method latencies of the Overview.
+    app.view = View::Overview;
+    let screen = format!("{}", render(&app, 100, 30).backend());
+    let put = screen
+        .lines()
+        .find(|l| l.contains("KV/Put"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        put.contains('–') && !put.contains("ms") && !put.contains("µs"),
+        "lifetime per-method quantiles shown as now: {put}"
+    );
 }
 
 #[test]

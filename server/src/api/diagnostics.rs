@@ -135,7 +135,9 @@ impl Collector {
                 Some(prev) => snap.since(prev),
                 None => snap.clone(),
             };
-            if let Some(mw) = methods.get_mut(meth) {
+            // Measured in this window (a request counted here may have its latency recorded
+            // in the next one, and `--glass-measurements=off` records none).
+            if let (Some(mw), true) = (methods.get_mut(meth), w.count > 0) {
                 mw.latency_measured = true;
                 mw.p50 = w.quantile(0.5);
                 mw.p99 = w.quantile(0.99);

@@ -140,16 +140,21 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                 lines.push(Line::from(" no requests in the last window"));
             }
             for w in methods {
-                let name = w.method.strip_prefix("etcdserverpb.").unwrap_or(&w.method);
+                let name = w
+                    .method
+                    .strip_prefix("etcdserverpb.")
+                    .or_else(|| w.method.strip_prefix("glass.v1."))
+                    .unwrap_or(&w.method);
+                // A since-start snapshot's latencies are the process's life, not now.
                 let latency = |v: u64| {
-                    if w.latency_measured {
+                    if w.latency_measured && s.window_ms > 0 {
                         ns(v)
                     } else {
                         "–".into()
                     }
                 };
                 lines.push(Line::from(vec![Span::raw(format!(
-                    " {:<24}{:>9}{:>10}{:>10}{:>9}",
+                    " {:<24.23}{:>9}{:>10}{:>10}{:>9}",
                     name,
                     per_s(w.count, s.window_ms).map_or("–".into(), rate),
                     latency(w.p99),
