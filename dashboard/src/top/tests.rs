@@ -740,6 +740,10 @@ fn a_reconnected_streams_first_snapshot_shows_no_now_figures() {
         !row.contains("ms"),
         "lifetime quantiles shown as now: {row}"
     );
+    // Nor the host's rates (since boot).
+    app.view = View::Host;
+    let screen = format!("{}", render(&app, 100, 30).backend());
+    assert!(screen.contains("waiting for the first window"), "{screen}");
     // Nor the per-method latencies of the Overview.
     app.view = View::Overview;
     let screen = format!("{}", render(&app, 100, 30).backend());

@@ -269,10 +269,17 @@ pub(super) fn lines(h: &HostStatus, p: Option<&ProcessStatus>) -> Vec<Line<'stat
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let snap = app.selected().and_then(|(_, m)| m.latest());
+    // A stream's first snapshot (also after a reconnect) covers the time since boot: its CPU,
+    // disk and swap rates are not "now", so the view waits for the first window.
+    let snap = app
+        .selected()
+        .and_then(|(_, m)| m.latest())
+        .filter(|s| s.window_ms > 0);
     let Some((s, h)) = snap.and_then(|s| s.host.as_ref().map(|h| (s, h))) else {
         f.render_widget(
-            Paragraph::new(" waiting for the first snapshot").block(block("Host".into())),
+            Paragraph::new(" waiting for the first window (a stream's first snapshot covers the time since boot)")
+                .wrap(ratatui::widgets::Wrap { trim: true })
+                .block(block("Host".into())),
             area,
         );
         return;
