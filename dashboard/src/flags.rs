@@ -36,9 +36,13 @@ async fn connect(endpoints: &[String]) -> anyhow::Result<DiagnosticsClient<Chann
     Err(last.unwrap_or_else(|| anyhow!("no endpoints given")))
 }
 
-/// The server's message for a refused call.
+/// The server's message for a refused call, with its code.
+pub(crate) fn status_text(s: &tonic::Status) -> String {
+    format!("{} ({:?})", s.message(), s.code())
+}
+
 fn refused(s: tonic::Status) -> anyhow::Error {
-    anyhow!("{} ({:?})", s.message(), s.code())
+    anyhow!(status_text(&s))
 }
 
 /// `glass flags get [NAME]`.

@@ -223,7 +223,7 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
         s.contains("set backend-batch-interval to 250ms on compat? y/n")
     });
     tmux.keys(&["y"]);
-    let s = tmux.wait_for("the applied change", |s| {
+    tmux.wait_for("the applied change", |s| {
         s.contains("backend-batch-interval: 0s -> 250ms")
     });
     // The list is read again and the stream reports the change too.
@@ -232,7 +232,6 @@ fn top_shows_a_loaded_member_and_sets_a_flag() {
             l.contains("backend-batch-interval") && l.contains("250ms") && l.contains("runtime")
         }) && s.contains("Recent changes")
     });
-    let _ = s;
 
     let (ok, out, err) = glass_tests::run(
         std::path::Path::new(GLASS),

@@ -11,6 +11,18 @@ pub enum Unit {
     Count,
 }
 
+impl Unit {
+    /// The unit's short name, as the diagnostics stream spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Nanoseconds => "ns",
+            Unit::Pages => "pages",
+            Unit::Bytes => "bytes",
+            Unit::Count => "count",
+        }
+    }
+}
+
 /// A named measurement with its help text (the `# HELP` line of its `glass_` Prometheus family,
 /// see [`crate::prometheus`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

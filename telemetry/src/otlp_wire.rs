@@ -70,10 +70,16 @@ fn message(out: &mut Vec<u8>, field: u64, write: impl FnOnce(&mut Vec<u8>)) {
     if len < 0x80 {
         out[at] = len as u8;
     } else {
-        let mut prefix = Vec::with_capacity(10);
-        varint(&mut prefix, len as u64);
+        // A u64 varint is at most 10 bytes: written on the stack, no allocation per message.
+        let (mut prefix, mut n, mut v) = ([0u8; 10], 0, len as u64);
+        while v >= 0x80 {
+            prefix[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        prefix[n] = v as u8;
         out[at] = prefix[0];
-        out.splice(at + 1..at + 1, prefix[1..].iter().copied());
+        out.splice(at + 1..at + 1, prefix[1..=n].iter().copied());
     }
 }
 

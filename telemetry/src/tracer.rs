@@ -97,7 +97,8 @@ impl FinishedRequest {
         s
     }
 
-    fn slow_request(&self, exported: bool) -> SlowRequest {
+    /// The ring's entry; its trace id is set by the caller, once the export was queued.
+    fn slow_request(&self) -> SlowRequest {
         let mut layers: Vec<SlowLayer> = self
             .layers
             .iter()
@@ -113,7 +114,7 @@ impl FinishedRequest {
             unix_ms: i64::try_from(self.unix_start_ns / 1_000_000).unwrap_or(i64::MAX),
             duration_ns: self.duration_ns,
             code: self.code,
-            trace_id: exported.then_some(self.trace_id),
+            trace_id: None,
             summary: self.summary(),
             layers,
         }
@@ -318,9 +319,9 @@ impl Tracer {
             key: taken.key,
             layers: taken.layers,
         };
-        // Built before the request moves to the queue; names a trace id only when the
-        // export was really queued.
-        let mut kept = slow.then(|| finished.slow_request(true));
+        // Built before the request moves to the queue; names a trace id only once the export
+        // was really queued.
+        let mut kept = slow.then(|| finished.slow_request());
         let mut exported = None;
         if drop_spans {
             self.metrics.spans_dropped.add(finished.span_count());
@@ -332,9 +333,7 @@ impl Tracer {
             }
         }
         if let Some(mut k) = kept.take() {
-            if exported.is_none() {
-                k.trace_id = None;
-            }
+            k.trace_id = exported;
             self.metrics.slow_requests.inc();
             self.slow.push(k);
         }

@@ -188,6 +188,17 @@ pub fn endpoint_uri(endpoint: &str) -> anyhow::Result<String> {
     }
 }
 
+/// One connection to `endpoint` (`host:port` or `http://host:port`).
+pub async fn channel(endpoint: &str, connect_timeout: Duration) -> anyhow::Result<Channel> {
+    let uri = endpoint_uri(endpoint)?;
+    Endpoint::from_shared(uri.clone())
+        .with_context(|| format!("bad endpoint {uri}"))?
+        .connect_timeout(connect_timeout)
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {uri}"))
+}
+
 /// Opens `conns` connections, spread over the endpoints in turn.
 pub async fn connect(endpoints: &[String], conns: usize) -> anyhow::Result<Vec<Channel>> {
     if endpoints.is_empty() {
@@ -195,14 +206,7 @@ pub async fn connect(endpoints: &[String], conns: usize) -> anyhow::Result<Vec<C
     }
     let mut channels = Vec::with_capacity(conns);
     for c in 0..conns.max(1) {
-        let uri = endpoint_uri(&endpoints[c % endpoints.len()])?;
-        let channel = Endpoint::from_shared(uri.clone())
-            .with_context(|| format!("bad endpoint {uri}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {uri}"))?;
-        channels.push(channel);
+        channels.push(channel(&endpoints[c % endpoints.len()], Duration::from_secs(3)).await?);
     }
     Ok(channels)
 }

@@ -26,7 +26,7 @@ use glassd::pb::etcdserverpb::MemberListRequest;
 use glassd::pb::glass::v1::diagnostics_client::DiagnosticsClient;
 use glassd::pb::glass::v1::{RecentSlowRequestsRequest, WatchRequest};
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::bench::endpoint_uri;
 use rules::{diagnose, MemberSamples, Severity, Verdict};
@@ -195,13 +195,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
-    let uri = endpoint_uri(endpoint)?;
-    Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("bad endpoint {uri}"))?
-        .connect_timeout(CALL_TIMEOUT)
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {uri}"))
+    crate::bench::channel(endpoint, CALL_TIMEOUT).await
 }
 
 /// The members of the cluster behind `endpoints`, or the endpoints themselves when none
@@ -366,8 +360,6 @@ async fn sample(t: Target, duration: Duration, interval: Duration) -> MemberSamp
         client.recent_slow_requests(RecentSlowRequestsRequest { limit: 0 }),
     )
     .await;
-    // The period started at the first snapshot, on the member's clock (no skew with ours).
-    let start_unix_ms = m.snapshots.first().map_or(i64::MAX, |s| s.unix_ms);
     match slow {
         Ok(Ok(resp)) => {
             m.up = complete;
@@ -375,7 +367,7 @@ async fn sample(t: Target, duration: Duration, interval: Duration) -> MemberSamp
                 .into_inner()
                 .requests
                 .into_iter()
-                .filter(|r| r.unix_ms >= start_unix_ms)
+                .filter(|r| rules::started_in_period(&m.snapshots, r))
                 .collect();
         }
         _ if m.down_reason.is_none() => {

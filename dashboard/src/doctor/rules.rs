@@ -1223,6 +1223,12 @@ fn priority(rule: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// Whether `r` started within the period `snapshots` cover (on the member's own clock, so no
+/// skew with ours): the slow requests the rules read, in `glass doctor` and `glass top` alike.
+pub fn started_in_period(snapshots: &[Snapshot], r: &SlowRequest) -> bool {
+    snapshots.first().is_some_and(|s| r.unix_ms >= s.unix_ms)
+}
+
 /// Runs every rule over every member.
 pub fn diagnose(members: &[MemberSamples]) -> Verdict {
     let periods: Vec<Period> = members.iter().map(period).collect();

@@ -298,27 +298,29 @@ impl App {
         let samples: Vec<MemberSamples> = self
             .members
             .iter()
-            .map(|(id, m)| MemberSamples {
-                name: m.name(),
-                id: *id,
-                endpoint: m
-                    .info
-                    .as_ref()
-                    .map(|i| i.endpoint.clone())
-                    .unwrap_or_default(),
-                snapshots: diagnosed(m).cloned().collect(),
+            .map(|(id, m)| {
+                let snapshots: Vec<Snapshot> = diagnosed(m).cloned().collect();
                 // Only the requests that started within the diagnosed window (as `glass doctor`
-                // keeps those of its period), on the member's own clock.
-                slow_requests: {
-                    let oldest = diagnosed(m).next().map_or(i64::MAX, |s| s.unix_ms);
-                    m.slow
-                        .iter()
-                        .filter(|r| r.unix_ms >= oldest)
-                        .cloned()
-                        .collect()
-                },
-                up: m.up,
-                down_reason: m.error.clone(),
+                // keeps those of its period).
+                let slow_requests = m
+                    .slow
+                    .iter()
+                    .filter(|r| rules::started_in_period(&snapshots, r))
+                    .cloned()
+                    .collect();
+                MemberSamples {
+                    name: m.name(),
+                    id: *id,
+                    endpoint: m
+                        .info
+                        .as_ref()
+                        .map(|i| i.endpoint.clone())
+                        .unwrap_or_default(),
+                    snapshots,
+                    slow_requests,
+                    up: m.up,
+                    down_reason: m.error.clone(),
+                }
             })
             .collect();
         self.verdict = rules::diagnose(&samples);
@@ -354,7 +356,7 @@ impl App {
         }
     }
 
-    fn matches(&self, s: &str) -> bool {
+    pub(crate) fn matches(&self, s: &str) -> bool {
         self.filter.is_empty() || s.to_lowercase().contains(&self.filter.to_lowercase())
     }
 

@@ -58,7 +58,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn status(s: tonic::Status) -> String {
-    format!("{} ({:?})", s.message(), s.code())
+    crate::flags::status_text(&s)
 }
 
 fn request<T>(t: T) -> tonic::Request<T> {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use telemetry::{HistogramSnapshot, Metrics};
 use tokio_stream::Stream;
@@ -34,6 +34,25 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The interval when a stream asks for 0.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Each histogram's window since `prev` (since the start when `prev` is empty); `prev` becomes
+/// the histograms' state now.
+fn windows<'a>(
+    hs: impl Iterator<Item = &'a telemetry::Histogram>,
+    prev: &mut Vec<HistogramSnapshot>,
+) -> Vec<HistogramSnapshot> {
+    let now: Vec<HistogramSnapshot> = hs.map(|h| h.snapshot()).collect();
+    let windows = now
+        .iter()
+        .enumerate()
+        .map(|(i, snap)| match prev.get(i) {
+            Some(p) => snap.since(p),
+            None => snap.clone(),
+        })
+        .collect();
+    *prev = now;
+    windows
+}
+
 /// One stream's memory of its previous snapshot.
 pub struct Collector {
     server: Arc<EtcdServer>,
@@ -50,11 +69,8 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(server: Arc<EtcdServer>, flags: Arc<RuntimeFlags>) -> Self {
-        let dirs = server.dirs();
-        let dirs: Vec<(&str, std::path::PathBuf)> =
-            dirs.iter().map(|(r, p)| (*r, p.clone())).collect();
         Collector {
-            host: telemetry::HostSampler::new(&dirs),
+            host: telemetry::HostSampler::new(&server.dirs()),
             server,
             flags,
             flag_seq: 0,
@@ -75,28 +91,15 @@ impl Collector {
         self.at = Some(now);
         let s = &self.server;
         let m: &Metrics = s.metrics();
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let unix_ms = crate::flags::unix_ms();
 
         let hs = m.histograms();
+        let layer_windows = windows(hs.iter().map(|(_, h)| *h), &mut self.histograms);
         let mut layers = Vec::with_capacity(hs.len());
-        let mut copies = Vec::with_capacity(hs.len());
-        for (i, (measurement, h)) in hs.iter().enumerate() {
-            let snap = h.snapshot();
-            let w = match self.histograms.get(i) {
-                Some(prev) => snap.since(prev),
-                None => snap.clone(),
-            };
+        for ((measurement, _), w) in hs.iter().zip(layer_windows) {
             layers.push(LayerWindow {
                 name: measurement.name.to_string(),
-                unit: match measurement.unit {
-                    telemetry::names::Unit::Nanoseconds => "ns",
-                    telemetry::names::Unit::Pages => "pages",
-                    telemetry::names::Unit::Bytes => "bytes",
-                    telemetry::names::Unit::Count => "count",
-                }
-                .to_string(),
+                unit: measurement.unit.as_str().to_string(),
                 count: w.count,
                 p50: w.quantile(0.5),
                 p90: w.quantile(0.9),
@@ -105,9 +108,7 @@ impl Collector {
                 max: w.quantile(1.0),
                 sum: w.sum,
             });
-            copies.push(snap);
         }
-        self.histograms = copies;
 
         let grpc: BTreeMap<(&'static str, i32), u64> = m
             .grpc_handled
@@ -128,13 +129,8 @@ impl Collector {
             }
         }
         self.grpc = grpc;
-        let mut kv_copies = Vec::with_capacity(telemetry::KV_METHODS.len());
-        for (i, (meth, h)) in m.kv_latency.iter().enumerate() {
-            let snap = h.snapshot();
-            let w = match self.kv_latency.get(i) {
-                Some(prev) => snap.since(prev),
-                None => snap.clone(),
-            };
+        let kv = windows(m.kv_latency.iter().map(|(_, h)| h), &mut self.kv_latency);
+        for ((meth, _), w) in m.kv_latency.iter().zip(kv) {
             // Measured in this window (a request counted here may have its latency recorded
             // in the next one, and `--glass-measurements=off` records none).
             if let (Some(mw), true) = (methods.get_mut(meth), w.count > 0) {
@@ -143,9 +139,7 @@ impl Collector {
                 mw.p99 = w.quantile(0.99);
                 mw.max = w.quantile(1.0);
             }
-            kv_copies.push(snap);
         }
-        self.kv_latency = kv_copies;
 
         let hs = self.host.sample_at(now);
         // The first snapshot shows every change still kept (the last 256).
@@ -389,7 +383,9 @@ impl Diagnostics for DiagnosticsService {
                     // The member is stopping (or gone): the stream ends (OK) with the task.
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                if tx.send(Ok(collector.next())).await.is_err() {
+                // ~20 procfs/sysfs reads per snapshot: a blocking section, as local reads are.
+                let snapshot = crate::etcdserver::read_locally(|| collector.next());
+                if tx.send(Ok(snapshot)).await.is_err() {
                     // The client went away.
                     return;
                 }

@@ -42,11 +42,11 @@ mod wait;
 pub use alarm::{Alarms, ALARM_BUCKET};
 pub use apply::{Applied, ApplyResult};
 pub use compactor::{
-    run as compactor_run, run_watched as compactor_run_watched, AutoCompaction, Compactable,
-    REVISION_INTERVAL,
+    run_watched as compactor_run_watched, AutoCompaction, Compactable, REVISION_INTERVAL,
 };
 pub use member::{cluster_id, json_string, member_id, Member};
 pub use quota::Quota;
+pub(crate) use server::read_locally;
 pub use server::{EtcdServer, ServerConfig, ServerStatus, CLUSTER_VERSION, ETCD_VERSION};
 
 pub use error::{Result, ServerError};

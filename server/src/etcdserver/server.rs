@@ -45,10 +45,11 @@ use crate::storage::mvcc::{KvHash, KvStore, KvStoreConfig};
 /// etcd's `maxGapBetweenApplyAndCommitIndex`.
 const MAX_APPLY_GAP: u64 = 5000;
 
-/// Runs a local read (a backend snapshot, the index, maybe a sort) off the async workers'
-/// hot path: on the multi-threaded runtime the worker hands its other tasks away while this
-/// one blocks (a compaction may hold new read txns for a moment); elsewhere inline.
-fn read_locally<T>(f: impl FnOnce() -> T) -> T {
+/// Runs a local read (a backend snapshot, the index, maybe a sort; or the diagnostics'
+/// procfs reads) off the async workers' hot path: on the multi-threaded runtime the worker
+/// hands its other tasks away while this one blocks (a compaction may hold new read txns for
+/// a moment); elsewhere inline.
+pub(crate) fn read_locally<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),

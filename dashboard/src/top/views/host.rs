@@ -52,9 +52,12 @@ pub fn checks(k: &KernelSettings, disks: &[Disk]) -> Vec<Check> {
         Check {
             setting: "vm.swappiness",
             value: int(k.vm_swappiness),
+            // The doctor's threshold (its kernel-settings advice).
             guidance: "<= 10 (swap stalls)",
             source: "glass",
-            ok: known(k.vm_swappiness, |v| v <= 10),
+            ok: known(k.vm_swappiness, |v| {
+                v <= crate::doctor::rules::SWAPPINESS_MAX
+            }),
         },
         Check {
             setting: "vm.dirty_ratio",

@@ -133,7 +133,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             let mut methods: Vec<_> = s
                 .methods
                 .iter()
-                .filter(|w| w.count > 0 && app_filter(app, &w.method))
+                .filter(|w| w.count > 0 && app.matches(&w.method))
                 .collect();
             methods.sort_by(|a, b| b.count.cmp(&a.count).then(a.method.cmp(&b.method)));
             if methods.is_empty() {
@@ -168,8 +168,4 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ratatui::widgets::Paragraph::new(lines).block(block(title)),
         bottom,
     );
-}
-
-fn app_filter(app: &App, s: &str) -> bool {
-    app.filter.is_empty() || s.to_lowercase().contains(&app.filter.to_lowercase())
 }
