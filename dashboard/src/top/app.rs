@@ -169,6 +169,9 @@ pub struct App {
     pub note: Option<String>,
     /// The doctor's last verdict ([`App::refresh_verdict`]).
     pub verdict: Verdict,
+    /// How many snapshots that verdict read (shown beside it; counting the live history
+    /// instead could disagree with the verdict on screen).
+    pub verdict_samples: usize,
     /// Updates applied so far that change what the doctor reads (snapshots, members, a member
     /// down, slow requests), and when the verdict was last computed: the doctor runs again
     /// only when something new arrived.
@@ -204,6 +207,7 @@ impl App {
             interval_ms,
             note: None,
             verdict: rules::diagnose(&[]),
+            verdict_samples: 0,
             generation: 0,
             verdict_at: None,
             flags_asked: None,
@@ -324,11 +328,7 @@ impl App {
             })
             .collect();
         self.verdict = rules::diagnose(&samples);
-    }
-
-    /// How many snapshots the Diagnosis reads for `m`.
-    pub fn diagnosed_snapshots(m: &Member) -> usize {
-        diagnosed(m).count()
+        self.verdict_samples = samples.iter().map(|m| m.snapshots.len()).sum();
     }
 
     fn clamp(&mut self) {

@@ -22,9 +22,7 @@ fn severity(s: Severity) -> Span<'static> {
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    // What the verdict read: the last DIAGNOSIS_MS of each member's history.
-    let samples: usize = app.members.values().map(App::diagnosed_snapshots).sum();
-    render_verdict(&app.verdict, app.row, samples, f, area);
+    render_verdict(&app.verdict, app.row, app.verdict_samples, f, area);
 }
 
 /// The verdict with finding `selected` highlighted; `samples` is how many snapshots it read.
